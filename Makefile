@@ -1,0 +1,50 @@
+# connector: PGXS build, test and demo entry points.
+#
+#   make test   install what is missing, build, install, run every suite
+#   make demo   run the example application end to end on a throwaway cluster
+
+EXTENSION = connector
+EXTVERSION = 0.1
+MODULE_big = connector
+OBJS = \
+	src/connector.o \
+	src/origin.o
+
+# The install script is assembled from one file per concern.
+SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))
+DATA_built = sql/connector--$(EXTVERSION).sql
+
+PG_CONFIG ?= pg_config
+SHLIB_LINK += -lcurl -ljansson -lcrypto
+PG_CFLAGS += -Werror -Wall -Wmissing-prototypes
+
+EXTRA_CLEAN = test/results
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+endif
+
+sql/connector--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $(SQL_PARTS) > $@
+
+.PHONY: deps test demo bench
+
+# Debian packages the build and the suites need; installed only when missing.
+deps:
+	@test/install-deps.sh
+
+test: deps
+	$(MAKE) all
+	$(MAKE) install
+	test/run-tests.sh
+
+demo: deps
+	$(MAKE) all
+	$(MAKE) install
+	docs/examples/demo.sh
+
+bench: deps
+	$(MAKE) all
+	$(MAKE) install
+	test/bench/run.sh

@@ -1,0 +1,492 @@
+-- Mapping an application: register_app, unregister_app and the apps view.
+
+-- Fail on keys of obj that are not in allowed; path names the object.
+CREATE FUNCTION @extschema@._spec_keys(obj jsonb, path text, allowed text[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k text;
+BEGIN
+	FOR k IN SELECT jsonb_object_keys(obj) ORDER BY 1 LOOP
+		IF NOT k = ANY (allowed) THEN
+			RAISE EXCEPTION 'unknown key "%" in mapping', path || k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = format('Allowed keys here: %s.', array_to_string(allowed, ', '));
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- The JSON object at obj->key; NULL when absent and optional.
+CREATE FUNCTION @extschema@._spec_object(obj jsonb, key text, path text, required boolean)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT obj ? key THEN
+		IF required THEN
+			RAISE EXCEPTION 'mapping key "%" is required', path || key
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(obj->key) <> 'object' THEN
+		RAISE EXCEPTION 'mapping key "%" must be a JSON object, not %', path || key,
+			jsonb_typeof(obj->key)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN obj->key;
+END
+$$;
+
+-- The string at obj->key; NULL when absent and optional.
+CREATE FUNCTION @extschema@._spec_string(obj jsonb, key text, path text, required boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT obj ? key THEN
+		IF required THEN
+			RAISE EXCEPTION 'mapping key "%" is required', path || key
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(obj->key) <> 'string' THEN
+		RAISE EXCEPTION 'mapping key "%" must be a string, not %', path || key,
+			jsonb_typeof(obj->key)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF obj->>key = '' THEN
+		RAISE EXCEPTION 'mapping key "%" must not be empty', path || key
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN obj->>key;
+END
+$$;
+
+-- Resolve section.table: an existing ordinary or partitioned, non-temporary table.
+CREATE FUNCTION @extschema@._spec_table(section jsonb, path text) RETURNS oid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	name text := @extschema@._spec_string(section, 'table', path, true);
+	rel oid;
+	c pg_catalog.pg_class;
+BEGIN
+	BEGIN
+		rel := to_regclass(name);
+	EXCEPTION WHEN OTHERS THEN
+		RAISE EXCEPTION 'mapping key "%": "%" is not a valid table name', path || 'table', name
+			USING ERRCODE = 'invalid_name', DETAIL = SQLERRM;
+	END;
+	IF rel IS NULL THEN
+		RAISE EXCEPTION 'table "%" does not exist', name
+			USING ERRCODE = 'undefined_table',
+				  DETAIL = format('Named by mapping key "%s".', path || 'table'),
+				  HINT = 'Qualify the name with its schema, as in a regclass literal.';
+	END IF;
+	SELECT * INTO c FROM pg_catalog.pg_class WHERE oid = rel;
+	IF c.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', name
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = format('Mapping key "%s" names a %s; only ordinary and partitioned tables can be mapped.',
+								  path || 'table',
+								  CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+									   WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence'
+									   WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
+									   ELSE 'relation of kind ' || c.relkind END);
+	END IF;
+	IF c.relpersistence = 't' THEN
+		RAISE EXCEPTION '"%" is a temporary table', name
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = format('Named by mapping key "%s"; temporary tables cannot be mapped.', path || 'table');
+	END IF;
+	RETURN rel;
+END
+$$;
+
+-- Resolve section.key as a column of rel and return its type.
+CREATE FUNCTION @extschema@._spec_column(rel oid, section jsonb, key text, path text,
+										 required boolean)
+RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	col text := @extschema@._spec_string(section, key, path, required);
+	typ regtype;
+BEGIN
+	IF col IS NULL THEN
+		RETURN NULL;
+	END IF;
+	typ := @extschema@._coltype(rel, col);
+	IF typ IS NULL THEN
+		RAISE EXCEPTION 'column "%" of table "%" does not exist', col, rel::regclass
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = format('Named by mapping key "%s".', path || key);
+	END IF;
+	RETURN typ;
+END
+$$;
+
+-- The id column must identify rows: NOT NULL and alone under a unique index.
+CREATE FUNCTION @extschema@._spec_id(rel oid, section jsonb, path text) RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	typ regtype := @extschema@._spec_column(rel, section, 'id', path, true);
+	col text := section->>'id';
+	att int2;
+BEGIN
+	SELECT a.attnum INTO att FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid = rel AND a.attname = col AND a.attnotnull;
+	IF att IS NULL OR NOT EXISTS (
+		SELECT 1 FROM pg_catalog.pg_index i
+		 WHERE i.indrelid = rel AND i.indisunique AND i.indimmediate
+		   AND i.indnkeyatts = 1 AND i.indkey[0] = att
+		   AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+		RAISE EXCEPTION 'column "%" of table "%" cannot identify rows', col, rel::regclass
+			USING ERRCODE = 'invalid_table_definition',
+				  DETAIL = format('Mapping key "%s" must name a NOT NULL column with a unique index of its own.', path || 'id'),
+				  HINT = 'Map the primary key column, or add a NOT NULL constraint and a unique index.';
+	END IF;
+	RETURN typ;
+END
+$$;
+
+-- Two columns that must hold the same kind of id.
+CREATE FUNCTION @extschema@._spec_same_type(got regtype, want regtype, key text, wantkey text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF got IS DISTINCT FROM want THEN
+		RAISE EXCEPTION 'mapping key "%" has type %, but "%" has type %', key, got, wantkey, want
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'Both columns must hold the same kind of id.';
+	END IF;
+END
+$$;
+
+-- A column that must be of one of the given type categories.
+CREATE FUNCTION @extschema@._spec_type_in(got regtype, allowed regtype[], key text, what text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF got IS NOT NULL AND NOT got = ANY (allowed) THEN
+		RAISE EXCEPTION 'mapping key "%" names a column of type %, not %', key, got, what
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
+END
+$$;
+
+-- Validate the status sub-object: boolean, two-value text/enum, or timestamp.
+CREATE FUNCTION @extschema@._spec_status(rel oid, st jsonb) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	typ regtype;
+	cat "char";
+BEGIN
+	PERFORM @extschema@._spec_keys(st, 'accounts.status.', ARRAY['column', 'enabled', 'disabled']);
+	typ := @extschema@._spec_column(rel, st, 'column', 'accounts.status.', true);
+	SELECT t.typcategory INTO cat FROM pg_catalog.pg_type t WHERE t.oid = typ;
+	IF NOT st ? 'disabled' THEN
+		RAISE EXCEPTION 'mapping key "accounts.status.disabled" is required'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF typ = 'boolean'::regtype THEN
+		IF jsonb_typeof(st->'enabled') IS DISTINCT FROM 'boolean'
+		   OR jsonb_typeof(st->'disabled') <> 'boolean'
+		   OR st->'enabled' = st->'disabled' THEN
+			RAISE EXCEPTION 'mapping keys "accounts.status.enabled" and "accounts.status.disabled" must be opposite booleans for boolean column "%"', st->>'column'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	ELSIF cat = 'D' THEN
+		IF st->'disabled' <> '"timestamp"' OR st ? 'enabled' THEN
+			RAISE EXCEPTION 'mapping key "accounts.status.disabled" must be "timestamp" (and "enabled" absent) for timestamp column "%"', st->>'column'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'NULL means enabled; disabling stores now().';
+		END IF;
+	ELSIF cat IN ('S', 'E') THEN
+		IF jsonb_typeof(st->'enabled') IS DISTINCT FROM 'string'
+		   OR jsonb_typeof(st->'disabled') <> 'string'
+		   OR st->'enabled' = st->'disabled' THEN
+			RAISE EXCEPTION 'mapping keys "accounts.status.enabled" and "accounts.status.disabled" must be two different strings for % column "%"', typ, st->>'column'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		PERFORM @extschema@._parse(st->>'enabled', typ, 'accounts.status.enabled', '(mapping)');
+		PERFORM @extschema@._parse(st->>'disabled', typ, 'accounts.status.disabled', '(mapping)');
+	ELSE
+		RAISE EXCEPTION 'mapping key "accounts.status.column" names a column of type %', typ
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'Use a boolean, text, enum or timestamp column.';
+	END IF;
+END
+$$;
+
+-- Validate "attributes": an array of existing, distinct column names.
+CREATE FUNCTION @extschema@._spec_attributes(rel oid, section jsonb, path text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb;
+BEGIN
+	IF NOT section ? 'attributes' THEN
+		RETURN;
+	END IF;
+	IF jsonb_typeof(section->'attributes') <> 'array' THEN
+		RAISE EXCEPTION 'mapping key "%" must be an array of column names', path || 'attributes'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR e IN SELECT jsonb_array_elements(section->'attributes') LOOP
+		IF jsonb_typeof(e) <> 'string' THEN
+			RAISE EXCEPTION 'mapping key "%" must be an array of column names, found %',
+				path || 'attributes', e
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		PERFORM @extschema@._spec_column(rel, jsonb_build_object('attributes', e #>> '{}'),
+										 'attributes', path, true);
+	END LOOP;
+	IF (SELECT count(*) <> count(DISTINCT x) FROM jsonb_array_elements_text(section->'attributes') x) THEN
+		RAISE EXCEPTION 'mapping key "%" names a column twice', path || 'attributes'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+
+-- Validate a whole spec and return the tables it maps, by section.
+CREATE FUNCTION @extschema@._spec_validate(p_app text, spec jsonb)
+RETURNS TABLE (role text, relid oid)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	acc jsonb;
+	ent jsonb;
+	gr jsonb;
+	cr jsonb;
+	pol jsonb;
+	acc_rel oid;
+	ent_rel oid;
+	gr_rel oid;
+	cr_rel oid;
+	acc_id regtype;
+	ent_id regtype;
+	typ regtype;
+	ts regtype[] := ARRAY['timestamptz', 'timestamp', 'date']::regtype[];
+	k text;
+	e jsonb;
+BEGIN
+	IF jsonb_typeof(spec) <> 'object' THEN
+		RAISE EXCEPTION 'mapping of application "%" must be a JSON object, not %', p_app,
+			jsonb_typeof(spec)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM @extschema@._spec_keys(spec, '', ARRAY['accounts', 'entitlements', 'grants',
+		'credentials', 'policy', 'operations']);
+
+	-- accounts
+	acc := @extschema@._spec_object(spec, 'accounts', '', true);
+	PERFORM @extschema@._spec_keys(acc, 'accounts.', ARRAY['table', 'id', 'name', 'status',
+		'kind', 'owner', 'attributes']);
+	acc_rel := @extschema@._spec_table(acc, 'accounts.');
+	acc_id := @extschema@._spec_id(acc_rel, acc, 'accounts.');
+	PERFORM @extschema@._spec_column(acc_rel, acc, 'name', 'accounts.', true);
+	IF acc ? 'status' THEN
+		PERFORM @extschema@._spec_status(acc_rel,
+			@extschema@._spec_object(acc, 'status', 'accounts.', true));
+	END IF;
+	PERFORM @extschema@._spec_column(acc_rel, acc, 'kind', 'accounts.', false);
+	typ := @extschema@._spec_column(acc_rel, acc, 'owner', 'accounts.', false);
+	IF typ IS NOT NULL THEN
+		PERFORM @extschema@._spec_same_type(typ, acc_id, 'accounts.owner', 'accounts.id');
+	END IF;
+	PERFORM @extschema@._spec_attributes(acc_rel, acc, 'accounts.');
+	role := 'accounts'; relid := acc_rel; RETURN NEXT;
+
+	-- entitlements
+	ent := @extschema@._spec_object(spec, 'entitlements', '', false);
+	IF ent IS NOT NULL THEN
+		PERFORM @extschema@._spec_keys(ent, 'entitlements.', ARRAY['table', 'id', 'name',
+			'privileged', 'attributes']);
+		ent_rel := @extschema@._spec_table(ent, 'entitlements.');
+		ent_id := @extschema@._spec_id(ent_rel, ent, 'entitlements.');
+		PERFORM @extschema@._spec_column(ent_rel, ent, 'name', 'entitlements.', true);
+		PERFORM @extschema@._spec_type_in(
+			@extschema@._spec_column(ent_rel, ent, 'privileged', 'entitlements.', false),
+			ARRAY['boolean']::regtype[], 'entitlements.privileged', 'boolean');
+		PERFORM @extschema@._spec_attributes(ent_rel, ent, 'entitlements.');
+		role := 'entitlements'; relid := ent_rel; RETURN NEXT;
+	END IF;
+
+	-- grants: a membership table, or an array or scalar column of the accounts table
+	gr := @extschema@._spec_object(spec, 'grants', '', false);
+	IF gr IS NOT NULL THEN
+		IF gr ? 'column' THEN
+			PERFORM @extschema@._spec_keys(gr, 'grants.', ARRAY['column']);
+			typ := @extschema@._spec_column(acc_rel, gr, 'column', 'grants.', true);
+			IF ent_id IS NOT NULL THEN
+				IF (SELECT t.typelem <> 0 AND t.typsubscript = 'array_subscript_handler'::regproc
+					  FROM pg_catalog.pg_type t WHERE t.oid = typ) THEN
+					PERFORM @extschema@._spec_same_type(
+						(SELECT t.typelem::regtype FROM pg_catalog.pg_type t WHERE t.oid = typ),
+						ent_id, 'grants.column (element)', 'entitlements.id');
+				ELSE
+					PERFORM @extschema@._spec_same_type(typ, ent_id, 'grants.column',
+														'entitlements.id');
+				END IF;
+			END IF;
+		ELSE
+			PERFORM @extschema@._spec_keys(gr, 'grants.', ARRAY['table', 'account',
+				'entitlement', 'expires']);
+			gr_rel := @extschema@._spec_table(gr, 'grants.');
+			PERFORM @extschema@._spec_same_type(
+				@extschema@._spec_column(gr_rel, gr, 'account', 'grants.', true),
+				acc_id, 'grants.account', 'accounts.id');
+			typ := @extschema@._spec_column(gr_rel, gr, 'entitlement', 'grants.', true);
+			IF ent_id IS NOT NULL THEN
+				PERFORM @extschema@._spec_same_type(typ, ent_id, 'grants.entitlement',
+													'entitlements.id');
+			END IF;
+			PERFORM @extschema@._spec_type_in(
+				@extschema@._spec_column(gr_rel, gr, 'expires', 'grants.', false),
+				ts, 'grants.expires', 'a timestamp');
+			role := 'grants'; relid := gr_rel; RETURN NEXT;
+		END IF;
+	END IF;
+
+	-- credentials of non-human identities
+	cr := @extschema@._spec_object(spec, 'credentials', '', false);
+	IF cr IS NOT NULL THEN
+		PERFORM @extschema@._spec_keys(cr, 'credentials.', ARRAY['table', 'id', 'account',
+			'created', 'expires', 'last_used', 'revoked']);
+		cr_rel := @extschema@._spec_table(cr, 'credentials.');
+		PERFORM @extschema@._spec_id(cr_rel, cr, 'credentials.');
+		PERFORM @extschema@._spec_same_type(
+			@extschema@._spec_column(cr_rel, cr, 'account', 'credentials.', true),
+			acc_id, 'credentials.account', 'accounts.id');
+		FOREACH k IN ARRAY ARRAY['created', 'expires', 'last_used', 'revoked'] LOOP
+			PERFORM @extschema@._spec_type_in(
+				@extschema@._spec_column(cr_rel, cr, k, 'credentials.', false),
+				ts, 'credentials.' || k, 'a timestamp');
+		END LOOP;
+		role := 'credentials'; relid := cr_rel; RETURN NEXT;
+	END IF;
+
+	-- policy thresholds for findings
+	pol := @extschema@._spec_object(spec, 'policy', '', false);
+	IF pol IS NOT NULL THEN
+		PERFORM @extschema@._spec_keys(pol, 'policy.', ARRAY['max_credential_age', 'stale_after']);
+		FOREACH k IN ARRAY ARRAY['max_credential_age', 'stale_after'] LOOP
+			IF pol ? k THEN
+				PERFORM @extschema@._parse(@extschema@._spec_string(pol, k, 'policy.', true),
+										   'interval', 'policy.' || k, p_app);
+			END IF;
+		END LOOP;
+	END IF;
+
+	-- operations allowlist
+	IF spec ? 'operations' THEN
+		IF jsonb_typeof(spec->'operations') <> 'array' THEN
+			RAISE EXCEPTION 'mapping key "operations" must be an array of operation names'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		FOR e IN SELECT jsonb_array_elements(spec->'operations') LOOP
+			IF jsonb_typeof(e) <> 'string' OR NOT (e #>> '{}') = ANY (@extschema@._all_operations()) THEN
+				RAISE EXCEPTION 'mapping key "operations" contains unknown operation %', e
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = format('Operations: %s.', array_to_string(@extschema@._all_operations(), ', '));
+			END IF;
+		END LOOP;
+	END IF;
+
+	IF (SELECT count(*) FROM (VALUES (acc_rel), (ent_rel), (gr_rel), (cr_rel)) v(r) WHERE r IS NOT NULL)
+	   <> (SELECT count(DISTINCT r) FROM (VALUES (acc_rel), (ent_rel), (gr_rel), (cr_rel)) v(r) WHERE r IS NOT NULL) THEN
+		RAISE EXCEPTION 'mapping of application "%" maps one table in two sections', p_app
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END
+$$;
+
+-- Check the name of an application.
+CREATE FUNCTION @extschema@._check_app_name(p_app text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM @extschema@._require(p_app, 'app');
+	IF p_app = '' OR octet_length(p_app) > 63 THEN
+		RAISE EXCEPTION 'application name must be 1 to 63 bytes long'
+			USING ERRCODE = 'invalid_name',
+				  DETAIL = format('The name given is %s bytes long.', octet_length(p_app));
+	END IF;
+END
+$$;
+
+CREATE FUNCTION @extschema@.register_app(app text, spec jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p_app ALIAS FOR $1;
+	p_spec ALIAS FOR $2;
+	roles text[];
+	rels oid[];
+	other record;
+BEGIN
+	PERFORM @extschema@._check_app_name(p_app);
+	PERFORM @extschema@._require(p_spec, 'spec');
+
+	-- Serialize registrations of one app, then validate everything before storing.
+	PERFORM pg_advisory_xact_lock('@extschema@.app'::regclass::oid::int, hashtext(p_app));
+	SELECT array_agg(v.role), array_agg(v.relid) INTO roles, rels
+	  FROM @extschema@._spec_validate(p_app, p_spec) v;
+
+	SELECT at.app, at.relid INTO other FROM @extschema@.app_table at
+	 WHERE at.relid = ANY (rels) AND at.app <> p_app LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" is already mapped by application "%"', other.relid, other.app
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'A table can belong to one application only; unregister the other first.';
+	END IF;
+
+	INSERT INTO @extschema@.app AS a (app, spec) VALUES (p_app, p_spec)
+	ON CONFLICT ON CONSTRAINT app_pkey
+	DO UPDATE SET spec = EXCLUDED.spec, updated_at = now();
+	DELETE FROM @extschema@.app_table at WHERE at.app = p_app;
+	INSERT INTO @extschema@.app_table (app, role, relid)
+	SELECT p_app, r.role, r.relid FROM unnest(roles, rels) AS r(role, relid);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.register_app(text, jsonb) IS
+	'Map (or remap) an application''s access tables; validates the whole spec first.';
+
+CREATE FUNCTION @extschema@.unregister_app(app text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p_app ALIAS FOR $1;
+BEGIN
+	PERFORM @extschema@._mapping(p_app);	-- undefined_object when unknown
+	PERFORM pg_advisory_xact_lock('@extschema@.app'::regclass::oid::int, hashtext(p_app));
+	DELETE FROM @extschema@.app a WHERE a.app = p_app;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unregister_app(text) IS
+	'Remove an application''s mapping and capture triggers; its event history is kept.';
+CREATE VIEW @extschema@.apps AS
+SELECT a.app,
+	   (SELECT pg_catalog.jsonb_object_agg(t.role, t.relid::text ORDER BY t.role)
+		  FROM @extschema@.app_table t WHERE t.app = a.app) AS tables,
+	   CASE WHEN a.spec ? 'grants' THEN
+			CASE WHEN a.spec->'grants' ? 'table' THEN 'membership'
+				 ELSE 'column' END
+	   END AS grants_shape,
+	   CASE WHEN a.spec ? 'operations'
+			THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(a.spec->'operations'))
+			ELSE @extschema@._all_operations() END AS operations,
+	   a.spec,
+	   a.registered_at,
+	   a.updated_at
+  FROM @extschema@.app a;
+COMMENT ON VIEW @extschema@.apps IS 'Registered applications, their tables and allowed operations.';

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages the build and the test suites need, when missing.
+set -euo pipefail
+pkgs=(postgresql-server-dev-15 libcurl4-openssl-dev libjansson-dev libssl-dev
+      postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+      postgresql-common)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing Debian packages: ${missing[*]} (run 'make deps' as root, or install them)" >&2
+	exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
