@@ -3,6 +3,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PGDATABASE=connector_test
+status=0
+
+# pgTAP: each file runs in its own transaction and creates the extension itself.
 createdb connector_test
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION pgtap'
-pg_prove --failures --ext .sql test/sql/
+pg_prove --failures --ext .sql test/sql/ || status=1
+
+# Isolation tests: concurrency, with the isolation tester of PostgreSQL.
+specs=$(cd test/isolation/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)
+if [ -n "$specs" ]; then
+	createdb connector_iso
+	psql -qX -v ON_ERROR_STOP=1 -d connector_iso -c 'CREATE EXTENSION connector'
+	mkdir -p test/results/isolation
+	chmod -R a+rwX test/results
+	"$(dirname "$(pg_config --pgxs)")/../test/isolation/pg_isolation_regress" \
+		--use-existing --dbname=connector_iso \
+		--inputdir=test/isolation --outputdir=test/results/isolation \
+		$specs || { cat test/results/isolation/regression.diffs 2>/dev/null; status=1; }
+fi
+exit $status
