@@ -11,7 +11,7 @@ psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION pgtap'
 pg_prove --failures --ext .sql test/sql/ || status=1
 
 # Isolation tests: concurrency, with the isolation tester of PostgreSQL.
-specs=$(cd test/isolation/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)
+specs=$(find test/isolation/specs -name '*.spec' -printf '%f\n' 2>/dev/null | sed 's/\.spec$//' | sort || true)
 if [ -n "$specs" ]; then
 	createdb connector_iso
 	psql -qX -v ON_ERROR_STOP=1 -d connector_iso -c 'CREATE EXTENSION connector'
