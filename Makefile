@@ -8,7 +8,8 @@ EXTVERSION = 0.1
 MODULE_big = connector
 OBJS = \
 	src/connector.o \
-	src/origin.o
+	src/origin.o \
+	src/capture.o
 
 # The install script is assembled from one file per concern.
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))

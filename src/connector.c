@@ -130,6 +130,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("connector");
 
 	ConnectorOriginInit();
+	ConnectorCaptureInit();
 
 	if (!connector_preloaded)
 		ereport(NOTICE,

@@ -35,9 +35,13 @@ typedef struct ConnectorOrigin
 	char		via[16];		/* platform, reconcile, expiry, offboard */
 	char	   *operation;		/* in TopMemoryContext while active */
 	char	   *request_id;		/* may be NULL */
+	Oid			caller;			/* role that called the API */
 } ConnectorOrigin;
 
 extern void ConnectorOriginInit(void);
 extern const ConnectorOrigin *ConnectorCurrentOrigin(void);
+
+/* in capture.c */
+extern void ConnectorCaptureInit(void);
 
 #endif							/* CONNECTOR_H */

@@ -37,7 +37,7 @@ typedef struct OriginEntry
 
 static OriginEntry origin_stack[ORIGIN_STACK_DEPTH];
 static int	origin_depth = 0;
-static ConnectorOrigin no_origin = {false, "direct", NULL, NULL};
+static ConnectorOrigin no_origin = {false, "direct", NULL, NULL, InvalidOid};
 
 PG_FUNCTION_INFO_V1(connector_origin_begin);
 PG_FUNCTION_INFO_V1(connector_origin_end);
@@ -150,6 +150,8 @@ connector_origin_begin(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		e->origin.request_id = MemoryContextStrdup(TopMemoryContext,
 												   text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	/* The SECURITY DEFINER API runs as its owner; the caller is the outer role. */
+	e->origin.caller = GetOuterUserId();
 	e->subid = GetCurrentSubTransactionId();
 	origin_depth++;
 	PG_RETURN_VOID();

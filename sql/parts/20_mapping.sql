@@ -453,9 +453,11 @@ BEGIN
 	INSERT INTO @extschema@.app AS a (app, spec) VALUES (p_app, p_spec)
 	ON CONFLICT ON CONSTRAINT app_pkey
 	DO UPDATE SET spec = EXCLUDED.spec, updated_at = now();
+	PERFORM @extschema@._capture_uninstall(p_app);
 	DELETE FROM @extschema@.app_table at WHERE at.app = p_app;
 	INSERT INTO @extschema@.app_table (app, role, relid)
 	SELECT p_app, r.role, r.relid FROM unnest(roles, rels) AS r(role, relid);
+	PERFORM @extschema@._capture_install(p_app);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_app(text, jsonb) IS
@@ -469,6 +471,7 @@ DECLARE
 BEGIN
 	PERFORM @extschema@._mapping(p_app);	-- undefined_object when unknown
 	PERFORM pg_advisory_xact_lock('@extschema@.app'::regclass::oid::int, hashtext(p_app));
+	PERFORM @extschema@._capture_uninstall(p_app);
 	DELETE FROM @extschema@.app a WHERE a.app = p_app;
 END
 $$;
