@@ -145,6 +145,8 @@ static int32 seq_next = 0;
 static Oid	capture_user = InvalidOid;	/* role running the current DML */
 
 PG_FUNCTION_INFO_V1(connector_capture);
+PG_FUNCTION_INFO_V1(connector_emit);
+PG_FUNCTION_INFO_V1(connector_outer_user);
 
 /* Mark cached maps stale when their relation changes. */
 static void
@@ -521,7 +523,7 @@ NextSeq(void)
 
 /* Write one event row into connector.outbox. */
 static void
-WriteEvent(CaptureMap *map, EventRec *ev)
+WriteEvent(const char *app, EventRec *ev)
 {
 	Datum		values[OUTBOX_NARGS];
 	char		nulls[OUTBOX_NARGS];
@@ -552,7 +554,7 @@ WriteEvent(CaptureMap *map, EventRec *ev)
 		outbox_insert_plan = plan;
 	}
 
-	texts[0] = map->app;
+	texts[0] = app;
 	texts[1] = ev->type;
 	texts[2] = ev->account_id;
 	texts[3] = ev->account_name;
@@ -722,7 +724,7 @@ EmitColumnGrants(CaptureMap *map, EventRec *base, const char *type, List *ids, L
 		ev.entitlement_id = lfirst(lc);
 		ev.entitlement_name = NULL;
 		LookupEntitlement(map, &ev);
-		WriteEvent(map, &ev);
+		WriteEvent(map->app, &ev);
 	}
 }
 
@@ -775,7 +777,7 @@ AccountEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 	if (old == NULL)
 	{
 		ev.type = "account.created";
-		WriteEvent(map, &ev);
+		WriteEvent(map->app, &ev);
 		if (map->has_grants_column)
 			EmitColumnGrants(map, &ev, "access.granted", GrantedIds(map, new, desc), NIL);
 	}
@@ -785,7 +787,7 @@ AccountEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 		if (map->has_grants_column)
 			EmitColumnGrants(map, &ev, "access.revoked", GrantedIds(map, old, desc), NIL);
 		ev.type = "account.deleted";
-		WriteEvent(map, &ev);
+		WriteEvent(map->app, &ev);
 	}
 	else
 	{
@@ -795,12 +797,12 @@ AccountEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 		if (was != is)
 		{
 			ev.type = is ? "account.enabled" : "account.disabled";
-			WriteEvent(map, &ev);
+			WriteEvent(map->app, &ev);
 		}
 		if (MappedColumnsDiffer(map, old, new, desc, was != is ? map->purpose[P_STATUS] : -1))
 		{
 			ev.type = "account.updated";
-			WriteEvent(map, &ev);
+			WriteEvent(map->app, &ev);
 		}
 		if (map->has_grants_column && ColumnDiffers(&map->grants_column, old, new, desc))
 		{
@@ -828,7 +830,7 @@ EntitlementEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 	ev.entitlement_name = PurposeText(map, P_NAME, cur, desc);
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
-	WriteEvent(map, &ev);
+	WriteEvent(map->app, &ev);
 }
 
 /* One access.* event for a row of the membership table. */
@@ -846,7 +848,7 @@ MembershipEvent(CaptureMap *map, const char *type, HeapTuple tup, TupleDesc desc
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
 	LookupAccount(map, &ev);
 	LookupEntitlement(map, &ev);
-	WriteEvent(map, &ev);
+	WriteEvent(map->app, &ev);
 }
 
 /* Events of a row of the membership table. */
@@ -901,7 +903,7 @@ CredentialEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
 	LookupAccount(map, &ev);
-	WriteEvent(map, &ev);
+	WriteEvent(map->app, &ev);
 }
 
 static void
@@ -1035,4 +1037,43 @@ connector_capture(PG_FUNCTION_ARGS)
 	/* on error, transaction abort restores the user */
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * connector._emit(app text, type text, after jsonb): write an event that no
+ * row change carries (capture.tampered).  Superuser only: the SECURITY
+ * DEFINER tamper check calls it.
+ */
+Datum
+connector_emit(PG_FUNCTION_ARGS)
+{
+	EventRec	ev = {0};
+	char	   *app;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function _emit")));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		elog(ERROR, "_emit: app and type are required");
+	app = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ev.type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!PG_ARGISNULL(2))
+		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
+	capture_user = GetOuterUserId();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector: SPI_connect failed");
+	WriteEvent(app, &ev);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * connector._outer_user(): the role the session is acting as outside any
+ * SECURITY DEFINER function (the role that issued the current command).
+ */
+Datum
+connector_outer_user(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
 }

@@ -454,10 +454,9 @@ BEGIN
 	ON CONFLICT ON CONSTRAINT app_pkey
 	DO UPDATE SET spec = EXCLUDED.spec, updated_at = now();
 	PERFORM @extschema@._capture_uninstall(p_app);
-	DELETE FROM @extschema@.app_table at WHERE at.app = p_app;
+	PERFORM @extschema@._capture_install(p_app, roles, rels);
 	INSERT INTO @extschema@.app_table (app, role, relid)
 	SELECT p_app, r.role, r.relid FROM unnest(roles, rels) AS r(role, relid);
-	PERFORM @extschema@._capture_install(p_app);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_app(text, jsonb) IS

@@ -111,41 +111,46 @@ BEGIN
 END
 $$;
 
--- Install the capture triggers on every table of an application:
+-- Install the capture triggers on the tables of an application:
 -- row-level AFTER INSERT/UPDATE/DELETE and statement-level BEFORE TRUNCATE,
 -- ENABLE ALWAYS so session_replication_role = replica does not bypass them.
-CREATE FUNCTION @extschema@._capture_install(p_app text) RETURNS void
+-- Called before the tables enter app_table, so the tamper check never sees
+-- a half-installed state.
+CREATE FUNCTION @extschema@._capture_install(p_app text, roles text[], rels oid[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	t record;
 BEGIN
-	FOR t IN SELECT at.role, at.relid FROM @extschema@.app_table at WHERE at.app = p_app LOOP
+	FOR t IN SELECT * FROM unnest(roles, rels) AS r(role, relid) LOOP
 		EXECUTE format('CREATE TRIGGER connector_capture AFTER INSERT OR UPDATE OR DELETE ON %s'
 					   ' FOR EACH ROW EXECUTE FUNCTION @extschema@.capture(%L, %L)',
-					   t.relid, p_app, t.role);
+					   t.relid::regclass, p_app, t.role);
 		EXECUTE format('CREATE TRIGGER connector_capture_truncate BEFORE TRUNCATE ON %s'
 					   ' FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%L, %L)',
-					   t.relid, p_app, t.role);
-		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture', t.relid);
-		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture_truncate', t.relid);
+					   t.relid::regclass, p_app, t.role);
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture', t.relid::regclass);
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture_truncate', t.relid::regclass);
 	END LOOP;
 END
 $$;
 
--- Remove the capture triggers of an application (those that still exist).
+-- Forget an application's tables and remove their capture triggers (those
+-- that still exist), in that order so the tamper check stays quiet.
 CREATE FUNCTION @extschema@._capture_uninstall(p_app text) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+	rels oid[];
 	t record;
 BEGIN
-	FOR t IN SELECT at.relid, tg.tgname FROM @extschema@.app_table at
-			   JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = at.relid AND NOT tg.tgisinternal
-			  WHERE at.app = p_app
-				AND tg.tgname IN ('connector_capture', 'connector_capture_truncate')
-				AND tg.tgparentid = 0 LOOP
-		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.relid);
+	WITH gone AS (DELETE FROM @extschema@.app_table at WHERE at.app = p_app RETURNING at.relid)
+	SELECT array_agg(relid) INTO rels FROM gone;
+	DELETE FROM @extschema@.capture_gap g WHERE g.app = p_app;
+	FOR t IN SELECT tg.tgrelid, tg.tgname FROM pg_catalog.pg_trigger tg
+			  WHERE tg.tgrelid = ANY (rels) AND tg.tgparentid = 0
+				AND tg.tgname IN ('connector_capture', 'connector_capture_truncate') LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass);
 	END LOOP;
 END
 $$;
