@@ -66,26 +66,37 @@ BEGIN
 END
 $$;
 
--- Resolve section.table: an existing ordinary or partitioned, non-temporary table.
+-- Resolve section.table: an existing ordinary or partitioned, non-temporary
+-- table of an application schema.  The name must be schema-qualified: the
+-- API runs with search_path = pg_catalog, pg_temp, so a bare name would find
+-- a system catalog or a temporary table, never the application's table.
 CREATE FUNCTION @extschema@._spec_table(section jsonb, path text) RETURNS oid
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	name text := @extschema@._spec_string(section, 'table', path, true);
+	parts text[];
 	rel oid;
 	c pg_catalog.pg_class;
+	nsp name;
 BEGIN
 	BEGIN
+		parts := parse_ident(name);
 		rel := to_regclass(name);
 	EXCEPTION WHEN OTHERS THEN
 		RAISE EXCEPTION 'mapping key "%": "%" is not a valid table name', path || 'table', name
-			USING ERRCODE = 'invalid_name', DETAIL = SQLERRM;
+			USING ERRCODE = 'invalid_name', DETAIL = SQLERRM,
+				  HINT = 'Write the name as in a regclass literal: schema.table, with double quotes where needed.';
 	END;
+	IF array_length(parts, 1) <> 2 THEN
+		RAISE EXCEPTION 'mapping key "%": table name "%" is not schema-qualified', path || 'table', name
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'Write the name as in a regclass literal: schema.table, with double quotes where needed.';
+	END IF;
 	IF rel IS NULL THEN
 		RAISE EXCEPTION 'table "%" does not exist', name
 			USING ERRCODE = 'undefined_table',
-				  DETAIL = format('Named by mapping key "%s".', path || 'table'),
-				  HINT = 'Qualify the name with its schema, as in a regclass literal.';
+				  DETAIL = format('Named by mapping key "%s".', path || 'table');
 	END IF;
 	SELECT * INTO c FROM pg_catalog.pg_class WHERE oid = rel;
 	IF c.relkind NOT IN ('r', 'p') THEN
@@ -96,14 +107,37 @@ BEGIN
 								  CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
 									   WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence'
 									   WHEN 'i' THEN 'index' WHEN 'I' THEN 'index'
-									   ELSE 'relation of kind ' || c.relkind END);
+									   ELSE 'relation of kind ' || c.relkind::text END);
 	END IF;
 	IF c.relpersistence = 't' THEN
 		RAISE EXCEPTION '"%" is a temporary table', name
 			USING ERRCODE = 'wrong_object_type',
 				  DETAIL = format('Named by mapping key "%s"; temporary tables cannot be mapped.', path || 'table');
 	END IF;
+	SELECT n.nspname INTO nsp FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace;
+	IF nsp IN ('pg_catalog', 'information_schema', '@extschema@') OR nsp LIKE 'pg\_toast%' THEN
+		RAISE EXCEPTION '"%" is a system table', name
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = format('Mapping key "%s" names a table of schema "%s"; only application tables can be mapped.',
+								  path || 'table', nsp);
+	END IF;
 	RETURN rel;
+END
+$$;
+
+-- Parse the string at a mapping key as a value of type typ; a value that does
+-- not parse is a bad mapping (invalid_parameter_value), not bad API input.
+CREATE FUNCTION @extschema@._spec_value(val text, typ regtype, key text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	why text;
+BEGIN
+	RETURN @extschema@._parse(val, typ, key, '');
+EXCEPTION WHEN invalid_text_representation THEN
+	GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL;
+	RAISE EXCEPTION 'mapping key "%": "%" is not a valid %', key, left(val, 200), typ
+		USING ERRCODE = 'invalid_parameter_value', DETAIL = why;
 END
 $$;
 
@@ -217,8 +251,8 @@ BEGIN
 			RAISE EXCEPTION 'mapping keys "accounts.status.enabled" and "accounts.status.disabled" must be two different strings for % column "%"', typ, st->>'column'
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
-		PERFORM @extschema@._parse(st->>'enabled', typ, 'accounts.status.enabled', '(mapping)');
-		PERFORM @extschema@._parse(st->>'disabled', typ, 'accounts.status.disabled', '(mapping)');
+		PERFORM @extschema@._spec_value(st->>'enabled', typ, 'accounts.status.enabled');
+		PERFORM @extschema@._spec_value(st->>'disabled', typ, 'accounts.status.disabled');
 	ELSE
 		RAISE EXCEPTION 'mapping key "accounts.status.column" names a column of type %', typ
 			USING ERRCODE = 'datatype_mismatch',
@@ -278,6 +312,9 @@ DECLARE
 	ts regtype[] := ARRAY['timestamptz', 'timestamp', 'date']::regtype[];
 	k text;
 	e jsonb;
+	sec1 text;
+	sec2 text;
+	dup oid;
 BEGIN
 	IF jsonb_typeof(spec) <> 'object' THEN
 		RAISE EXCEPTION 'mapping of application "%" must be a JSON object, not %', p_app,
@@ -380,9 +417,10 @@ BEGIN
 	IF pol IS NOT NULL THEN
 		PERFORM @extschema@._spec_keys(pol, 'policy.', ARRAY['max_credential_age', 'stale_after']);
 		FOREACH k IN ARRAY ARRAY['max_credential_age', 'stale_after'] LOOP
-			IF pol ? k THEN
-				PERFORM @extschema@._parse(@extschema@._spec_string(pol, k, 'policy.', true),
-										   'interval', 'policy.' || k, p_app);
+			IF pol ? k AND @extschema@._spec_value(@extschema@._spec_string(pol, k, 'policy.', true),
+												   'interval', 'policy.' || k)::interval <= interval '0' THEN
+				RAISE EXCEPTION 'mapping key "%" must be a positive interval', 'policy.' || k
+					USING ERRCODE = 'invalid_parameter_value';
 			END IF;
 		END LOOP;
 	END IF;
@@ -402,10 +440,19 @@ BEGIN
 		END LOOP;
 	END IF;
 
-	IF (SELECT count(*) FROM (VALUES (acc_rel), (ent_rel), (gr_rel), (cr_rel)) v(r) WHERE r IS NOT NULL)
-	   <> (SELECT count(DISTINCT r) FROM (VALUES (acc_rel), (ent_rel), (gr_rel), (cr_rel)) v(r) WHERE r IS NOT NULL) THEN
-		RAISE EXCEPTION 'mapping of application "%" maps one table in two sections', p_app
-			USING ERRCODE = 'invalid_parameter_value';
+	-- A table plays one part only: its rows are accounts, or roles, or grants.
+	SELECT a.s, b.s, a.r INTO sec1, sec2, dup
+	  FROM (VALUES (1, 'accounts', acc_rel), (2, 'entitlements', ent_rel),
+				   (3, 'grants', gr_rel), (4, 'credentials', cr_rel)) a(o, s, r)
+	  JOIN (VALUES (1, 'accounts', acc_rel), (2, 'entitlements', ent_rel),
+				   (3, 'grants', gr_rel), (4, 'credentials', cr_rel)) b(o, s, r)
+		ON a.r = b.r AND a.o < b.o
+	 ORDER BY a.o, b.o LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'table "%" is mapped by both "%.table" and "%.table"',
+			dup::regclass, sec1, sec2
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Each section must name its own table.';
 	END IF;
 END
 $$;

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# make bench: every benchmark, each on its own throwaway cluster.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+pg_virtualenv -o 'shared_preload_libraries=connector' "$here/enumerate.sh"
