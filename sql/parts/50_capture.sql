@@ -114,6 +114,7 @@ $$;
 -- Install the capture triggers on the tables of an application:
 -- row-level AFTER INSERT/UPDATE/DELETE and statement-level BEFORE TRUNCATE,
 -- ENABLE ALWAYS so session_replication_role = replica does not bypass them.
+-- The triggers depend on the extension, so DROP EXTENSION removes them.
 -- Called before the tables enter app_table, so the tamper check never sees
 -- a half-installed state.
 CREATE FUNCTION @extschema@._capture_install(p_app text, roles text[], rels oid[]) RETURNS void
@@ -131,6 +132,9 @@ BEGIN
 					   t.relid::regclass, p_app, t.role);
 		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture', t.relid::regclass);
 		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture_truncate', t.relid::regclass);
+		-- DROP EXTENSION then removes the triggers instead of refusing
+		EXECUTE format('ALTER TRIGGER connector_capture ON %s DEPENDS ON EXTENSION connector', t.relid::regclass);
+		EXECUTE format('ALTER TRIGGER connector_capture_truncate ON %s DEPENDS ON EXTENSION connector', t.relid::regclass);
 	END LOOP;
 END
 $$;
