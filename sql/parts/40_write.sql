@@ -1037,9 +1037,10 @@ BEGIN
 	BEGIN
 		FOR e IN SELECT x.v, x.o - 1 AS i FROM jsonb_array_elements(operations) WITH ORDINALITY x(v, o) LOOP
 			k := e.i;
-			op := NULL;
+			op := CASE WHEN jsonb_typeof(e.v) = 'object'
+							AND e.v->>'op' = ANY (@extschema@._all_operations())
+					   THEN e.v->>'op' END;
 			args := @extschema@._apply_args(e.v);
-			op := e.v->>'op';
 			outcomes := array_append(outcomes, @extschema@._write(m, op, args, 'platform'));
 		END LOOP;
 	EXCEPTION WHEN OTHERS THEN
