@@ -61,7 +61,8 @@ $$;
 CREATE FUNCTION @extschema@._account_type(m jsonb) RETURNS regtype
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT @extschema@._coltype((m->'accounts'->>'relid')::oid, m->'accounts'->>'id')
+	SELECT COALESCE((m->'cache'->>'account_type')::oid::regtype,
+					@extschema@._coltype((m->'accounts'->>'relid')::oid, m->'accounts'->>'id'))
 $$;
 
 -- Parse an account id, lock the account row until the end of the transaction
@@ -98,7 +99,9 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	g jsonb := m->'grants';
 BEGIN
-	IF g IS NULL THEN
+	IF m->'cache' ? 'grant_shape' THEN
+		RETURN m->'cache'->>'grant_shape';
+	ELSIF g IS NULL THEN
 		RAISE EXCEPTION 'application "%" maps no grants', m->>'app'
 			USING ERRCODE = 'feature_not_supported',
 				  HINT = 'Add a "grants" section to the mapping.';
@@ -121,7 +124,9 @@ DECLARE
 	g jsonb := m->'grants';
 	typ regtype;
 BEGIN
-	IF m ? 'entitlements' THEN
+	IF m->'cache' ? 'entitlement_type' THEN
+		RETURN (m->'cache'->>'entitlement_type')::oid::regtype;
+	ELSIF m ? 'entitlements' THEN
 		RETURN @extschema@._coltype((m->'entitlements'->>'relid')::oid, m->'entitlements'->>'id');
 	ELSIF g ? 'table' THEN
 		RETURN @extschema@._coltype((g->>'relid')::oid, g->>'entitlement');
@@ -130,6 +135,24 @@ BEGIN
 	RETURN COALESCE((SELECT NULLIF(t.typelem, 0)::regtype FROM pg_catalog.pg_type t
 					  WHERE t.oid = typ AND t.typsubscript = 'array_subscript_handler'::regproc),
 					typ);
+END
+$$;
+
+-- The mapping of an application as the write path uses it: _mapping() plus,
+-- under "cache", the id types and the grants shape, looked up once per call
+-- (or once per apply batch) instead of once per helper.  Callers of _write
+-- (the API, apply, reconciliation) pass this.
+CREATE FUNCTION @extschema@._write_mapping(p_app text) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	m jsonb := @extschema@._mapping(p_app);
+BEGIN
+	RETURN m || jsonb_build_object('cache', jsonb_strip_nulls(jsonb_build_object(
+		'account_type', @extschema@._account_type(m)::oid,
+		'entitlement_type', CASE WHEN m ? 'grants' OR m ? 'entitlements'
+								 THEN @extschema@._entitlement_type(m)::oid END,
+		'grant_shape', CASE WHEN m ? 'grants' THEN @extschema@._grant_shape(m) END)));
 END
 $$;
 
@@ -895,7 +918,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'grant',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'grant',
 		jsonb_build_object('account', account, 'entitlement', entitlement,
 						   'request_id', request_id, 'expires_at', expires_at),
 		'platform') #>> '{}';
@@ -910,7 +933,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'revoke',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'revoke',
 		jsonb_build_object('account', account, 'entitlement', entitlement,
 						   'request_id', request_id),
 		'platform') #>> '{}';
@@ -924,7 +947,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'disable',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'disable',
 		jsonb_build_object('account', account, 'request_id', request_id), 'platform') #>> '{}';
 END
 $$;
@@ -936,7 +959,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'enable',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'enable',
 		jsonb_build_object('account', account, 'request_id', request_id), 'platform') #>> '{}';
 END
 $$;
@@ -949,7 +972,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'create_account',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'create_account',
 		jsonb_build_object('name', name, 'attributes', COALESCE(attributes, '{}'),
 						   'request_id', request_id),
 		'platform') #>> '{}';
@@ -964,7 +987,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'update_account',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'update_account',
 		jsonb_build_object('account', account, 'attributes', attributes,
 						   'request_id', request_id),
 		'platform') #>> '{}';
@@ -978,7 +1001,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'delete_account',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'delete_account',
 		jsonb_build_object('account', account, 'request_id', request_id), 'platform') #>> '{}';
 END
 $$;
@@ -990,7 +1013,7 @@ RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'offboard',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'offboard',
 		jsonb_build_object('account', account, 'request_id', request_id), 'platform');
 END
 $$;
@@ -1003,7 +1026,7 @@ RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RETURN @extschema@._write(@extschema@._mapping(app), 'revoke_credential',
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'revoke_credential',
 		jsonb_build_object('credential', credential, 'request_id', request_id),
 		'platform') #>> '{}';
 END
@@ -1015,7 +1038,7 @@ CREATE FUNCTION @extschema@.apply(app text, operations jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	m jsonb := @extschema@._mapping(app);
+	m jsonb := @extschema@._write_mapping(app);
 	outcomes jsonb[] := '{}';
 	e record;
 	args jsonb;
