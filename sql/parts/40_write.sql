@@ -260,11 +260,11 @@ DECLARE
 	n bigint;
 BEGIN
 	IF shape = 'table' THEN
-		EXECUTE format('SELECT count(*) FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s',
+		EXECUTE format('SELECT true FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s LIMIT 1',
 					   ((g->>'relid')::oid)::regclass, g->>'account', acc_typ,
 					   g->>'entitlement', ent_typ)
-			INTO n USING acc, ent;
-		IF n > 0 THEN
+			INTO present USING acc, ent;
+		IF present THEN
 			IF g ? 'expires' THEN
 				EXECUTE format('UPDATE %s t SET %3$I = $3 WHERE t.%2$I = $1::%4$s AND t.%5$I = $2::%6$s'
 							   ' AND t.%3$I IS DISTINCT FROM $3',

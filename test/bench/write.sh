@@ -25,6 +25,9 @@ CREATE TABLE app.roles (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE app.user_roles (user_id int NOT NULL REFERENCES app.users,
 							 role_id int NOT NULL REFERENCES app.roles,
 							 valid_until timestamptz);
+-- As in most applications: memberships are looked up by account (no unique
+-- constraint, though: the API must not rely on one).
+CREATE INDEX ON app.user_roles (user_id, role_id);
 INSERT INTO app.users SELECT i, 'u' || i FROM generate_series(1, $N) i;
 INSERT INTO app.roles SELECT i, 'r' || i FROM generate_series(1, 10) i;
 SELECT connector.register_app('bench', '{
