@@ -4,7 +4,7 @@ CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(65);
+SELECT plan(66);
 
 -- The grants of the crm fixture, to prove that a failed call changed nothing.
 CREATE FUNCTION pg_temp.crm_grants() RETURNS text LANGUAGE sql AS $$
@@ -30,6 +30,8 @@ SELECT is((SELECT valid_until FROM "Crm App".user_roles WHERE user_id = 2 AND ro
 		  'the expiry is cleared');
 SELECT is((SELECT count(*) FROM connector.grant_expiry), 0::bigint,
 		  'a mapped expires column leaves grant_expiry empty');
+SELECT ok((SELECT 'connector.grant_expiry'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'connector'),
+		  'grant_expiry survives pg_dump (extension configuration)');
 SELECT is(connector.revoke('crm', '2', '7'), 'revoked', 'revoke removes the grant');
 SELECT is((SELECT count(*) FROM "Crm App".user_roles WHERE user_id = 2 AND role_id = 7), 0::bigint,
 		  'the row is gone');
