@@ -22,4 +22,7 @@ if [ -n "$specs" ]; then
 		--inputdir=test/isolation --outputdir=test/results/isolation \
 		$specs || { cat test/results/isolation/regression.diffs 2>/dev/null; status=1; }
 fi
+
+# The webhook receiver's self-test: Standard Webhooks verification, faults, TLS.
+python3 test/receiver/test_receiver.py || status=1
 exit $status

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Capture benchmark: what the capture trigger costs a writing application,
+# measured in one run against the same membership table in three setups:
+#
+#   unmapped   no trigger at all
+#   connector  the table mapped by connector.register_app (C capture trigger)
+#   plpgsql    a PL/pgSQL AFTER ROW trigger writing to_jsonb(OLD)/to_jsonb(NEW)
+#              into an audit table (the common alternative)
+#
+# (a) pgbench, 2 clients, single-row INSERT + DELETE, synchronous_commit = off;
+# (b) a 100,000-row INSERT ... SELECT, 3 times, median.
+#
+#   make install && pg_virtualenv -o shared_preload_libraries=connector test/bench/capture.sh
+#
+# DURATION (pgbench seconds per setup, default 15), CLIENTS (default 2),
+# ROWS (bulk insert size, default 100000) and REPEAT (default 3) may be set.
+set -euo pipefail
+DURATION=${DURATION:-15}
+CLIENTS=${CLIENTS:-2}
+ROWS=${ROWS:-100000}
+REPEAT=${REPEAT:-3}
+export PGDATABASE=connector_bench
+sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+createdb connector_bench
+# every session of the benchmark, pgbench's included, commits asynchronously
+sql -c 'ALTER DATABASE connector_bench SET synchronous_commit = off'
+echo "== building the application: 10,000 users, 100 roles, an empty membership table"
+sql <<'SQL'
+CREATE EXTENSION connector;
+CREATE SCHEMA app;
+CREATE TABLE app.users (
+	id			int PRIMARY KEY,
+	login		text NOT NULL,
+	active		boolean NOT NULL DEFAULT true,
+	kind		text NOT NULL DEFAULT 'human',
+	email		text,
+	pw_hash		text
+);
+INSERT INTO app.users
+SELECT g, 'user' || g, true, CASE WHEN g % 10 = 0 THEN 'service' ELSE 'human' END,
+	   'user' || g || '@example.com', md5(g::text)
+  FROM generate_series(1, 10000) g;
+CREATE TABLE app.roles (id int PRIMARY KEY, name text NOT NULL);
+INSERT INTO app.roles SELECT g, 'role-' || g FROM generate_series(1, 100) g;
+CREATE TABLE app.user_roles (user_id int NOT NULL, role_id int NOT NULL);
+CREATE INDEX ON app.user_roles (user_id, role_id);
+
+-- The common alternative: a generic audit trigger.
+CREATE TABLE app.audit (
+	id			bigserial PRIMARY KEY,
+	at			timestamptz NOT NULL DEFAULT clock_timestamp(),
+	op			text NOT NULL,
+	tbl			text NOT NULL,
+	old			jsonb,
+	new			jsonb
+);
+CREATE FUNCTION app.audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO app.audit (op, tbl, old, new)
+	VALUES (TG_OP, TG_TABLE_NAME,
+			CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+			CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END);
+	RETURN NULL;
+END
+$$;
+VACUUM ANALYZE app.users, app.roles, app.user_roles;
+SQL
+
+cat >"$work/insert-delete.sql" <<'SQL'
+\set a random(1, 10000)
+\set r random(1, 100)
+INSERT INTO app.user_roles VALUES (:a, :r);
+DELETE FROM app.user_roles WHERE user_id = :a AND role_id = :r;
+SQL
+
+# Put one setup in place (and take the previous one away).
+setup() {
+	case "$1" in
+	unmapped) ;;
+	connector)
+		sql -o /dev/null -c "SELECT connector.register_app('bench', '{
+		  \"accounts\": {\"table\": \"app.users\", \"id\": \"id\", \"name\": \"login\",
+		               \"status\": {\"column\": \"active\", \"enabled\": true, \"disabled\": false},
+		               \"kind\": \"kind\", \"attributes\": [\"email\"]},
+		  \"entitlements\": {\"table\": \"app.roles\", \"id\": \"id\", \"name\": \"name\"},
+		  \"grants\": {\"table\": \"app.user_roles\", \"account\": \"user_id\", \"entitlement\": \"role_id\"}}')" ;;
+	plpgsql)
+		sql -c 'CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON app.user_roles
+				FOR EACH ROW EXECUTE FUNCTION app.audit_row()' ;;
+	esac
+}
+teardown() {
+	case "$1" in
+	unmapped) ;;
+	connector) sql -o /dev/null -c "SELECT connector.unregister_app('bench')" ;;
+	plpgsql) sql -c 'DROP TRIGGER audit ON app.user_roles' ;;
+	esac
+}
+# Empty what the previous run left, so every run starts from the same state.
+clean() {
+	sql -c 'TRUNCATE app.user_roles, app.audit, connector.outbox' \
+		-c 'VACUUM ANALYZE app.user_roles, app.audit, connector.outbox' -c 'CHECKPOINT'
+}
+
+# (b): the bulk insert, timed inside the server, then undone by rolling
+# back to a savepoint so the next repetition starts from an empty table.
+bulk() {
+	local i
+	for i in $(seq "$REPEAT"); do
+		clean
+		PGOPTIONS="-c bench.rows=$ROWS -c bench.setup=$1" sql <<'SQL'
+DO $$
+DECLARE
+	t0 timestamptz;
+	ms numeric;
+BEGIN
+	BEGIN
+		t0 := clock_timestamp();
+		INSERT INTO app.user_roles
+		SELECT 1 + g % 10000, 1 + (g * 7) % 100
+		  FROM generate_series(1, current_setting('bench.rows')::int) g;
+		ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+		RAISE EXCEPTION USING ERRCODE = 'BENCH', MESSAGE = ms::text;
+	EXCEPTION WHEN SQLSTATE 'BENCH' THEN
+		ms := SQLERRM::numeric;
+	END;
+	INSERT INTO bench_result VALUES (current_setting('bench.setup'), 'bulk', ms);
+END
+$$;
+SQL
+	done
+}
+
+sql -c 'CREATE TABLE bench_result (setup text, what text, value numeric)'
+setups="unmapped connector plpgsql"
+for s in $setups; do
+	echo "== $s"
+	setup "$s"
+	clean
+	pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -f "$work/insert-delete.sql" \
+		>"$work/pgbench-$s.out" 2>&1 || { cat "$work/pgbench-$s.out"; exit 1; }
+	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$work/pgbench-$s.out" | tail -1)
+	if [ "$s" = connector ]; then
+		events=$(sql -At -c 'SELECT count(*) FROM connector.outbox')
+		echo "   $events outbox rows"
+	fi
+	sql -c "INSERT INTO bench_result VALUES ('$s', 'tps', $tps)"
+	bulk "$s"
+	teardown "$s"
+done
+
+echo "== results (synchronous_commit = off, $CLIENTS clients, ${DURATION} s each; bulk: $ROWS rows, median of $REPEAT)"
+sql <<'SQL'
+\pset footer off
+WITH r AS (
+	SELECT setup,
+		   max(value) FILTER (WHERE what = 'tps') AS tps,
+		   percentile_disc(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE what = 'bulk') AS bulk_ms
+	  FROM bench_result GROUP BY setup
+), base AS (SELECT * FROM r WHERE setup = 'unmapped')
+SELECT r.setup, round(r.tps) AS tps,
+	   round(100 * (1 - r.tps / base.tps), 1) AS "TPS loss %",
+	   round(r.bulk_ms) AS "bulk ms",
+	   round(r.bulk_ms / base.bulk_ms, 2) AS "bulk ratio"
+  FROM r, base
+ ORDER BY array_position(ARRAY['unmapped', 'connector', 'plpgsql'], r.setup);
+SELECT setup, what, round(value, 1) AS value FROM bench_result ORDER BY setup, what, value;
+SQL
