@@ -334,9 +334,9 @@ BEGIN
 END
 $$;
 
--- Check a position from which a cursor restarts against the retained stream.
--- Call _seal() first, so the end of the stream is current.
-CREATE FUNCTION @extschema@._check_cursor(cur bigint) RETURNS void
+-- Check a cursor value against the retained stream; shown is the position
+-- the caller gave.  Call _seal() first, so the end of the stream is current.
+CREATE FUNCTION @extschema@._check_cursor(cur bigint, shown bigint) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -344,12 +344,12 @@ DECLARE
 BEGIN
 	SELECT * INTO s FROM @extschema@.seal_state;
 	IF cur > s.last_position THEN
-		RAISE EXCEPTION 'position % is beyond the end of the stream', cur + 1
+		RAISE EXCEPTION 'position % is beyond the end of the stream', shown
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('The last position handed out is %s.', s.last_position);
 	END IF;
 	IF cur < s.purged_through THEN
-		RAISE EXCEPTION 'position % is older than the retained history', cur + 1
+		RAISE EXCEPTION 'position % is older than the retained history', shown
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = format('Events up to position %s have been removed by retention.', s.purged_through),
 				  HINT = 'Start from a later position, or reconcile the application.';
@@ -479,7 +479,7 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 		cur := v::bigint;
-		PERFORM @extschema@._check_cursor(cur);
+		PERFORM @extschema@._check_cursor(cur, cur);
 	ELSE
 		SELECT s.last_position INTO cur FROM @extschema@.seal_state s;
 	END IF;
@@ -566,7 +566,7 @@ BEGIN
 				  DETAIL = 'Positions start at 1.';
 	END IF;
 	PERFORM @extschema@._seal();
-	PERFORM @extschema@._check_cursor(from_position - 1);
+	PERFORM @extschema@._check_cursor(from_position - 1, from_position);
 	DELETE FROM @extschema@.pending p WHERE p.endpoint_id = e.id;
 	UPDATE @extschema@.endpoint x SET cursor = from_position - 1, next_attempt = NULL
 	 WHERE x.id = e.id;
