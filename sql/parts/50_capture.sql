@@ -242,20 +242,28 @@ $$;
 COMMENT ON FUNCTION @extschema@.changes(text, bigint, int) IS
 	'Events of an application after a position, in commit order; never skips one.';
 
--- Remove up to max_rows sealed events older than connector.retention.
--- Bounded batches keep locks short; call again while it returns max_rows.
+-- Remove up to max_rows sealed events older than connector.retention that
+-- every endpoint of their application has delivered (the endpoint table is
+-- created later in the script, by 60_endpoints.sql), and as many expired
+-- dead letters.  Bounded batches keep locks short; call again while it
+-- returns max_rows (the count of events removed).
 CREATE FUNCTION @extschema@.purge_events(max_rows int DEFAULT 10000) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n bigint;
 	top bigint;
+	cutoff timestamptz;
 BEGIN
 	PERFORM @extschema@._require(max_rows, 'max_rows');
+	-- the setting reads with a unit ("7d"), which an interval accepts
+	cutoff := now() - current_setting('connector.retention')::interval;
 	WITH victims AS (
 		SELECT o.ctid AS c FROM @extschema@.outbox o
 		 WHERE o.position IS NOT NULL
-		   AND o.occurred_at < now() - make_interval(secs => current_setting('connector.retention')::int)
+		   AND o.occurred_at < cutoff
+		   AND o.position <= coalesce((SELECT min(e.cursor) FROM @extschema@.endpoint e
+										WHERE e.app = o.app), o.position)
 		 ORDER BY o.position
 		 LIMIT max_rows
 	), gone AS (
@@ -266,11 +274,14 @@ BEGIN
 	IF top IS NOT NULL THEN
 		UPDATE @extschema@.seal_state SET purged_through = greatest(purged_through, top);
 	END IF;
+	DELETE FROM @extschema@.dead_letter d
+	 WHERE d.id IN (SELECT x.id FROM @extschema@.dead_letter x WHERE x.dead_at < cutoff
+					 ORDER BY x.id LIMIT max_rows);
 	RETURN n;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.purge_events(int) IS
-	'Retention: remove a bounded batch of sealed events older than connector.retention.';
+	'Retention: remove a bounded batch of delivered events and dead letters older than connector.retention.';
 
 GRANT EXECUTE ON FUNCTION @extschema@.changes(text, bigint, int) TO connector_platform, connector_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.purge_events(int) TO connector_admin;

@@ -1,0 +1,643 @@
+-- Push delivery, SQL side: endpoints, their secrets, in-flight messages, dead
+-- letters, the admin functions that manage them and the status views.  The
+-- dispatcher worker (C) reads and updates these tables as a superuser.
+
+CREATE TABLE @extschema@.endpoint (
+	id				int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	app				text NOT NULL REFERENCES @extschema@.app ON DELETE CASCADE,
+	name			text NOT NULL CHECK (octet_length(name) BETWEEN 1 AND 63),
+	url				text NOT NULL,
+	batch_size		int NOT NULL DEFAULT 1 CHECK (batch_size BETWEEN 1 AND 1000),
+	timeout_ms		int,				-- NULL: connector.http_timeout
+	headers			jsonb NOT NULL DEFAULT '{}',	-- extra static headers, name -> value
+	types			text[],				-- NULL: every event type
+	ordered			boolean NOT NULL DEFAULT true,
+	state			text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'disabled')),
+	disabled_reason	text,
+	cursor			bigint NOT NULL,	-- last position delivered or dead-lettered
+	last_success	timestamptz,
+	last_error		text,
+	last_status		int,
+	consecutive_failures int NOT NULL DEFAULT 0,
+	next_attempt	timestamptz,
+	delivered		bigint NOT NULL DEFAULT 0,
+	dead_lettered	bigint NOT NULL DEFAULT 0,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	UNIQUE (app, name)
+);
+COMMENT ON TABLE @extschema@.endpoint IS
+	'Webhook endpoints of the applications and the delivery state of each.';
+
+-- Messages in flight: their composition is fixed across retries, so a retried
+-- message has the same id and body (ordered endpoints have at most one).
+CREATE TABLE @extschema@.pending (
+	endpoint_id		int NOT NULL REFERENCES @extschema@.endpoint ON DELETE CASCADE,
+	first_position	bigint NOT NULL,
+	last_position	bigint NOT NULL,
+	message_id		text NOT NULL,		-- the event id, or 'batch_<endpoint id>_<first>_<last>'
+	attempts		int NOT NULL DEFAULT 0,
+	next_attempt	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_status		int,
+	last_error		text,
+	PRIMARY KEY (endpoint_id, first_position)
+);
+COMMENT ON TABLE @extschema@.pending IS
+	'Webhook messages in flight, with a composition fixed across retries.';
+
+-- Signing secrets.  No role has a privilege on this table, and row-level
+-- security without a policy hides its rows from roles that read every table
+-- (pg_read_all_data); superusers, hence the SECURITY DEFINER functions and
+-- the worker, bypass it.
+CREATE TABLE @extschema@.endpoint_secret (
+	endpoint_id		int PRIMARY KEY REFERENCES @extschema@.endpoint ON DELETE CASCADE,
+	secret			text NOT NULL,		-- 'whsec_<base64>'
+	previous		text,				-- during a rotation overlap
+	previous_until	timestamptz
+);
+ALTER TABLE @extschema@.endpoint_secret ENABLE ROW LEVEL SECURITY;
+COMMENT ON TABLE @extschema@.endpoint_secret IS
+	'Webhook signing secrets; readable by superusers only.';
+
+CREATE TABLE @extschema@.dead_letter (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	endpoint_id		int NOT NULL REFERENCES @extschema@.endpoint ON DELETE CASCADE,
+	message_id		text NOT NULL,
+	first_position	bigint NOT NULL,
+	last_position	bigint NOT NULL,
+	attempts		int NOT NULL,
+	last_status		int,
+	last_error		text,
+	dead_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX dead_letter_endpoint ON @extschema@.dead_letter (endpoint_id);
+COMMENT ON TABLE @extschema@.dead_letter IS
+	'Messages given up after connector.max_attempts permanent rejections; kept for connector.retention.';
+
+-- Endpoints and secrets are configuration: a restored dump keeps pushing,
+-- signed as before (docs/security.md explains why secrets are dumped).  The
+-- identity sequence is dumped too, or new endpoints would reuse restored ids.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.endpoint', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.endpoint_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.endpoint_secret', '');
+
+REVOKE ALL ON @extschema@.endpoint, @extschema@.pending, @extschema@.endpoint_secret,
+	@extschema@.dead_letter FROM PUBLIC;
+
+-- The event types of spec section 6.
+CREATE FUNCTION @extschema@._event_types() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT ARRAY['account.created', 'account.updated', 'account.disabled', 'account.enabled',
+				 'account.deleted', 'access.granted', 'access.revoked',
+				 'entitlement.created', 'entitlement.updated', 'entitlement.deleted',
+				 'credential.created', 'credential.updated', 'credential.revoked',
+				 'credential.deleted', 'capture.tampered']
+$$;
+
+-- Why an IP address may not be a webhook target, or NULL when it may.
+-- IPv4 embedded in IPv6 (mapped, compatible, NAT64) is judged as IPv4.
+CREATE FUNCTION @extschema@._private_range(addr inet) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	WITH a AS (
+		SELECT CASE WHEN family(addr) = 6 AND (inet '::ffff:0:0/96' >>= addr
+											   OR inet '64:ff9b::/96' >>= addr
+											   OR (inet '::/96' >>= addr AND addr > inet '::1'))
+					THEN '0.0.0.0'::inet + (host(addr)::inet - host(network(set_masklen(addr, 96)))::inet)
+					ELSE addr END AS ip
+	)
+	SELECT format('Address %s is in %s (%s).', host(a.ip), r.net, r.what)
+	  FROM a, (VALUES
+		('0.0.0.0/8'::inet, 'unspecified'), ('10.0.0.0/8', 'private'),
+		('100.64.0.0/10', 'shared address space, CGNAT'), ('127.0.0.0/8', 'loopback'),
+		('169.254.0.0/16', 'link-local'), ('172.16.0.0/12', 'private'),
+		('192.168.0.0/16', 'private'), ('224.0.0.0/4', 'multicast'),
+		('240.0.0.0/4', 'reserved'),
+		('::/128', 'unspecified'), ('::1/128', 'loopback'), ('fc00::/7', 'unique local'),
+		('fe80::/10', 'link-local'), ('fec0::/10', 'site-local'), ('ff00::/8', 'multicast')
+	  ) r(net, what)
+	 WHERE r.net >>= a.ip
+	 ORDER BY masklen(r.net) DESC
+	 LIMIT 1
+$$;
+
+-- Refuse a webhook URL that is not an absolute https:// URL of a public host.
+-- Messages never repeat the URL: it could hold credentials or tokens.
+CREATE FUNCTION @extschema@._check_url(url text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	allow_private boolean := current_setting('connector.allow_private_targets')::boolean;
+	scheme text := lower(substring(url FROM '^([A-Za-z][A-Za-z0-9+.-]*):'));
+	authority text;
+	host text;
+	port text;
+	addr inet;
+	why text;
+BEGIN
+	PERFORM @extschema@._require(url, 'url');
+	IF octet_length(url) > 2048 THEN
+		RAISE EXCEPTION 'endpoint URL must not be longer than 2048 bytes'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The URL given is %s bytes long.', octet_length(url));
+	END IF;
+	IF url ~ '[[:space:][:cntrl:]]' THEN
+		RAISE EXCEPTION 'endpoint URL must not contain whitespace or control characters'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Percent-encode them (a space is %20).';
+	END IF;
+	IF url ~ '[^\x21-\x7e]' THEN
+		RAISE EXCEPTION 'endpoint URL must contain only ASCII characters'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Percent-encode other characters and write international host names in punycode.';
+	END IF;
+	IF scheme IS NULL THEN
+		RAISE EXCEPTION 'endpoint URL must be an absolute https:// URL'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT (scheme = 'https' OR (scheme = 'http' AND allow_private)) THEN
+		RAISE EXCEPTION 'endpoint URL scheme "%" is not allowed', scheme
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use https://; http:// is accepted only while connector.allow_private_targets is on.';
+	END IF;
+	authority := substring(url FROM '^[A-Za-z]+://([^/?#]*)');
+	IF authority IS NOT NULL AND authority LIKE '%@%' THEN
+		RAISE EXCEPTION 'endpoint URL must not contain credentials'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'User information (user:password@) is refused in endpoint URLs.',
+				  HINT = 'Receivers authenticate messages by their signature; static headers can be set with the "headers" option.';
+	END IF;
+	IF authority ~ '^\[' THEN
+		host := substring(authority FROM '^\[([^]]*)\]');
+		port := substring(authority FROM '^\[[^]]*\](.*)$');
+	ELSE
+		host := substring(authority FROM '^([^:]*)');
+		port := substring(authority FROM '^[^:]*(.*)$');
+	END IF;
+	IF coalesce(host, '') = '' THEN
+		RAISE EXCEPTION 'endpoint URL must have a host'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Write it as https://host/path.';
+	END IF;
+	IF port <> '' AND (port !~ '^:[0-9]{1,5}$' OR substr(port, 2)::int NOT BETWEEN 1 AND 65535) THEN
+		RAISE EXCEPTION 'endpoint URL port must be a number between 1 and 65535'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF authority ~ '^\[' THEN
+		BEGIN
+			addr := host::inet;
+		EXCEPTION WHEN data_exception THEN
+			addr := NULL;
+		END;
+		IF addr IS NULL OR family(addr) <> 6 OR masklen(addr) <> 128 THEN
+			RAISE EXCEPTION 'endpoint URL host "[%]" is not a valid IPv6 address', host
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	ELSIF substring(rtrim(host, '.') FROM '([^.]*)$') ~ '^[0-9]' THEN
+		-- A last label that starts with a digit is no DNS name: resolvers read
+		-- 127.1, 2130706433 and 0x7f.0.0.1 as IPv4, so only dotted decimal is let through.
+		IF host !~ '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$' THEN
+			RAISE EXCEPTION 'endpoint URL host "%" is not a valid IPv4 address', host
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Write IPv4 addresses as four decimal numbers, such as 192.0.2.10.';
+		END IF;
+		addr := host::inet;
+	ELSIF host !~ '^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$' OR octet_length(host) > 253 THEN
+		RAISE EXCEPTION 'endpoint URL host "%" is not a valid host name', host
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	IF allow_private THEN
+		RETURN;
+	END IF;
+	IF addr IS NOT NULL THEN
+		why := @extschema@._private_range(addr);
+	ELSIF lower(rtrim(host, '.')) = 'localhost' OR lower(rtrim(host, '.')) LIKE '%.localhost' THEN
+		why := 'The name localhost refers to this machine.';
+	END IF;
+	IF why IS NOT NULL THEN
+		RAISE EXCEPTION 'endpoint URL host "%" is a loopback, private or link-local address', host
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = why,
+				  HINT = 'A superuser can allow such targets with connector.allow_private_targets = on.';
+	END IF;
+END
+$$;
+
+-- Refuse a secret that is not whsec_ followed by base64 of 24 to 64 bytes.
+-- No message may carry the secret or any part of it.
+CREATE FUNCTION @extschema@._check_secret(secret text, what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	b64 text;
+	n int;
+BEGIN
+	PERFORM @extschema@._require(secret, what);
+	IF left(secret, 6) <> 'whsec_' THEN
+		RAISE EXCEPTION '% must start with "whsec_"', what
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Secrets have the form whsec_<base64 of 24 to 64 random bytes>.';
+	END IF;
+	b64 := substr(secret, 7);
+	IF b64 !~ '^[A-Za-z0-9+/]*={0,2}$' OR length(b64) % 4 <> 0 OR b64 = '' THEN
+		RAISE EXCEPTION '% is not valid base64 after "whsec_"', what
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Write the base64 on one line, without spaces (encode(..., ''base64'') breaks lines after 76 characters).';
+	END IF;
+	n := octet_length(decode(b64, 'base64'));
+	IF n NOT BETWEEN 24 AND 64 THEN
+		RAISE EXCEPTION '% must decode to 24 to 64 bytes', what
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('It decodes to %s bytes.', n);
+	END IF;
+END
+$$;
+
+-- The JSON value of an endpoint option, checked to be of JSON type want.
+CREATE FUNCTION @extschema@._option(opts jsonb, key text, want text, what text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT opts ? key THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(opts->key) <> want THEN
+		RAISE EXCEPTION 'endpoint option "%" must be %, not %', key, what, jsonb_typeof(opts->key)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF want = 'number' AND (opts->>key)::numeric <> trunc((opts->>key)::numeric) THEN
+		RAISE EXCEPTION 'endpoint option "%" must be %, not a fractional number', key, what
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN opts->key;
+END
+$$;
+
+-- Validate the "headers" option: names are tokens the connector does not set
+-- itself, values are strings on one line.  Values are never repeated in a
+-- message: they may be tokens.
+CREATE FUNCTION @extschema@._check_headers(headers jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	h record;
+	reserved text[] := ARRAY['content-type', 'user-agent', 'webhook-id', 'webhook-timestamp',
+							 'webhook-signature', 'content-length', 'host', 'transfer-encoding',
+							 'connection', 'keep-alive', 'expect', 'te', 'trailer', 'upgrade'];
+BEGIN
+	FOR h IN SELECT * FROM jsonb_each(headers) ORDER BY 1 LOOP
+		IF h.key !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]+$' THEN
+			RAISE EXCEPTION 'endpoint option "headers": "%" is not a valid header name', h.key
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Header names are tokens: letters, digits and !#$%&''*+.^_`|~-.';
+		END IF;
+		IF lower(h.key) = ANY (reserved) THEN
+			RAISE EXCEPTION 'endpoint option "headers": header "%" is set by the connector', h.key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('The connector sets %s itself.', array_to_string(reserved, ', '));
+		END IF;
+		IF jsonb_typeof(h.value) <> 'string' THEN
+			RAISE EXCEPTION 'endpoint option "headers": the value of header "%" must be a string, not %',
+				h.key, jsonb_typeof(h.value)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF (h.value #>> '{}') ~ '[\x01-\x08\x0a-\x1f\x7f]' THEN
+			RAISE EXCEPTION 'endpoint option "headers": the value of header "%" must not contain line breaks or control characters', h.key
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- Validate the "types" option and return it as a sorted set of event types.
+CREATE FUNCTION @extschema@._check_types(types jsonb) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb;
+BEGIN
+	IF jsonb_array_length(types) = 0 THEN
+		RAISE EXCEPTION 'endpoint option "types" must name at least one event type'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Leave "types" out to receive every event type.';
+	END IF;
+	FOR e IN SELECT jsonb_array_elements(types) LOOP
+		IF jsonb_typeof(e) <> 'string' OR NOT (e #>> '{}') = ANY (@extschema@._event_types()) THEN
+			RAISE EXCEPTION 'endpoint option "types" contains unknown event type %', left(e::text, 100)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = format('Event types: %s.', array_to_string(@extschema@._event_types(), ', '));
+		END IF;
+	END LOOP;
+	RETURN ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(types) x ORDER BY 1);
+END
+$$;
+
+-- Check a cursor value against the retained stream; shown is the position
+-- the caller gave.  Call _seal() first, so the end of the stream is current.
+CREATE FUNCTION @extschema@._check_cursor(cur bigint, shown bigint) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s @extschema@.seal_state;
+BEGIN
+	SELECT * INTO s FROM @extschema@.seal_state;
+	IF cur > s.last_position THEN
+		RAISE EXCEPTION 'position % is beyond the end of the stream', shown
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The last position handed out is %s.', s.last_position);
+	END IF;
+	IF cur < s.purged_through THEN
+		RAISE EXCEPTION 'position % is older than the retained history', shown
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('Events up to position %s have been removed by retention.', s.purged_through),
+				  HINT = 'Start from a later position, or reconcile the application.';
+	END IF;
+END
+$$;
+
+-- An application's endpoint, locked for update.  Unknown: undefined_object.
+CREATE FUNCTION @extschema@._endpoint(p_app text, p_name text) RETURNS @extschema@.endpoint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e @extschema@.endpoint;
+BEGIN
+	PERFORM @extschema@._mapping(p_app);
+	PERFORM @extschema@._require(p_name, 'name');
+	SELECT * INTO e FROM @extschema@.endpoint x WHERE x.app = p_app AND x.name = p_name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'endpoint "%" of application "%" does not exist', p_name, p_app
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'The endpoints are listed in connector.status.';
+	END IF;
+	RETURN e;
+END
+$$;
+
+-- Statements that fail in the functions taking a secret are not written to
+-- the server log (log_min_error_statement = panic): the text holds the secret.
+CREATE FUNCTION @extschema@.add_endpoint(app text, name text, url text, secret text,
+										 options jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET log_min_error_statement = panic AS $$
+DECLARE
+	p_app ALIAS FOR $1;
+	p_name ALIAS FOR $2;
+	p_url ALIAS FOR $3;
+	p_secret ALIAS FOR $4;
+	opts ALIAS FOR $5;
+	allowed text[] := ARRAY['batch_size', 'from_position', 'headers', 'ordered', 'timeout', 'types'];
+	k text;
+	v jsonb;
+	batch int := 1;
+	tmo int;
+	hdrs jsonb := '{}';
+	typs text[];
+	ord boolean := true;
+	cur bigint;
+	ms numeric;
+	new_id int;
+BEGIN
+	PERFORM @extschema@._mapping(p_app);
+	PERFORM @extschema@._require(p_name, 'name');
+	IF p_name = '' OR octet_length(p_name) > 63 THEN
+		RAISE EXCEPTION 'endpoint name must be 1 to 63 bytes long'
+			USING ERRCODE = 'invalid_name',
+				  DETAIL = format('The name given is %s bytes long.', octet_length(p_name));
+	END IF;
+	PERFORM @extschema@._check_url(p_url);
+	PERFORM @extschema@._check_secret(p_secret, 'secret');
+
+	PERFORM @extschema@._require(opts, 'options');
+	IF jsonb_typeof(opts) <> 'object' THEN
+		RAISE EXCEPTION 'endpoint options must be a JSON object, not %', jsonb_typeof(opts)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(opts) ORDER BY 1 LOOP
+		IF NOT k = ANY (allowed) THEN
+			RAISE EXCEPTION 'unknown endpoint option "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = format('Options: %s.', array_to_string(allowed, ', '));
+		END IF;
+	END LOOP;
+
+	v := @extschema@._option(opts, 'batch_size', 'number', 'an integer');
+	IF v IS NOT NULL THEN
+		IF v::numeric NOT BETWEEN 1 AND 1000 THEN
+			RAISE EXCEPTION 'endpoint option "batch_size" must be between 1 and 1000'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		batch := v::int;
+	END IF;
+
+	v := @extschema@._option(opts, 'timeout', 'string', 'an interval string such as "5s"');
+	IF v IS NOT NULL THEN
+		BEGIN
+			ms := extract(epoch FROM (v #>> '{}')::interval) * 1000;
+		EXCEPTION WHEN data_exception THEN
+			RAISE EXCEPTION 'endpoint option "timeout" is not a valid interval'
+				USING ERRCODE = 'invalid_parameter_value', DETAIL = SQLERRM,
+					  HINT = 'Write it as an interval string such as "5s" or "500ms".';
+		END;
+		IF ms NOT BETWEEN 100 AND 3600000 THEN
+			RAISE EXCEPTION 'endpoint option "timeout" must be between 100 ms and 1 hour'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		tmo := round(ms)::int;
+	END IF;
+
+	v := @extschema@._option(opts, 'headers', 'object', 'a JSON object');
+	IF v IS NOT NULL THEN
+		PERFORM @extschema@._check_headers(v);
+		hdrs := v;
+	END IF;
+
+	v := @extschema@._option(opts, 'types', 'array', 'a JSON array of event types');
+	IF v IS NOT NULL THEN
+		typs := @extschema@._check_types(v);
+	END IF;
+
+	v := @extschema@._option(opts, 'ordered', 'boolean', 'a boolean');
+	IF v IS NOT NULL THEN
+		ord := v::boolean;
+	END IF;
+
+	-- The stream's end is only known once the committed events are sealed.
+	PERFORM @extschema@._seal();
+	v := @extschema@._option(opts, 'from_position', 'number', 'an integer');
+	IF v IS NOT NULL THEN
+		IF v::numeric < 0 THEN
+			RAISE EXCEPTION 'endpoint option "from_position" must not be negative'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF v::numeric > 9223372036854775806 THEN
+			RAISE EXCEPTION 'endpoint option "from_position" is beyond the end of the stream'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		cur := v::bigint;
+		PERFORM @extschema@._check_cursor(cur, cur);
+	ELSE
+		SELECT s.last_position INTO cur FROM @extschema@.seal_state s;
+	END IF;
+
+	INSERT INTO @extschema@.endpoint AS e
+		(app, name, url, batch_size, timeout_ms, headers, types, ordered, cursor)
+	VALUES (p_app, p_name, p_url, batch, tmo, hdrs, typs, ord, cur)
+	ON CONFLICT ON CONSTRAINT endpoint_app_name_key DO NOTHING
+	RETURNING e.id INTO new_id;
+	IF new_id IS NULL THEN
+		RAISE EXCEPTION 'endpoint "%" of application "%" already exists', p_name, p_app
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Remove it first, or choose another name.';
+	END IF;
+	INSERT INTO @extschema@.endpoint_secret (endpoint_id, secret) VALUES (new_id, p_secret);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.add_endpoint(text, text, text, text, jsonb) IS
+	'Add a webhook endpoint to an application; by default it receives only events after now.';
+
+CREATE FUNCTION @extschema@.remove_endpoint(app text, name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e @extschema@.endpoint := @extschema@._endpoint($1, $2);
+BEGIN
+	DELETE FROM @extschema@.endpoint x WHERE x.id = e.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.remove_endpoint(text, text) IS
+	'Remove a webhook endpoint with its secret, messages in flight and dead letters.';
+
+CREATE FUNCTION @extschema@.enable_endpoint(app text, name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e @extschema@.endpoint := @extschema@._endpoint($1, $2);
+BEGIN
+	UPDATE @extschema@.endpoint x
+	   SET state = 'active', disabled_reason = NULL, consecutive_failures = 0, next_attempt = NULL
+	 WHERE x.id = e.id;
+	-- retry what was waiting at once
+	UPDATE @extschema@.pending p SET next_attempt = now() WHERE p.endpoint_id = e.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.enable_endpoint(text, text) IS
+	'Resume delivery to an endpoint (after a 410 or failures), retrying at once.';
+
+CREATE FUNCTION @extschema@.rotate_secret(app text, name text, new_secret text,
+										  overlap interval DEFAULT '1 day')
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET log_min_error_statement = panic AS $$
+DECLARE
+	e @extschema@.endpoint := @extschema@._endpoint($1, $2);
+BEGIN
+	PERFORM @extschema@._check_secret(new_secret, 'new secret');
+	PERFORM @extschema@._require(overlap, 'overlap');
+	IF overlap < interval '0' THEN
+		RAISE EXCEPTION 'overlap must not be negative'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use interval ''0'' to stop signing with the old secret at once.';
+	END IF;
+	-- a missing secret row (a dump restored without secrets) is created
+	INSERT INTO @extschema@.endpoint_secret AS s (endpoint_id, secret) VALUES (e.id, new_secret)
+	ON CONFLICT ON CONSTRAINT endpoint_secret_pkey DO UPDATE
+	   SET previous = s.secret, previous_until = now() + overlap, secret = EXCLUDED.secret;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.rotate_secret(text, text, text, interval) IS
+	'Replace an endpoint''s signing secret; messages carry both signatures during the overlap.';
+
+CREATE FUNCTION @extschema@.redeliver(app text, name text, from_position bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e @extschema@.endpoint := @extschema@._endpoint($1, $2);
+BEGIN
+	PERFORM @extschema@._require(from_position, 'from_position');
+	IF from_position < 1 THEN
+		RAISE EXCEPTION 'position % is out of range', from_position
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'Positions start at 1.';
+	END IF;
+	PERFORM @extschema@._seal();
+	PERFORM @extschema@._check_cursor(from_position - 1, from_position);
+	DELETE FROM @extschema@.pending p WHERE p.endpoint_id = e.id;
+	UPDATE @extschema@.endpoint x SET cursor = from_position - 1, next_attempt = NULL
+	 WHERE x.id = e.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.redeliver(text, text, bigint) IS
+	'Restart an endpoint''s stream at a position (events are delivered again from there).';
+
+-- The signing keys of an endpoint for the worker: the decoded current secret
+-- and, during a rotation overlap, the previous one.  NULL when it has none.
+CREATE FUNCTION @extschema@._endpoint_signing_keys(endpoint_id int) RETURNS bytea[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE WHEN s.previous IS NOT NULL AND s.previous_until > now()
+				THEN ARRAY[decode(substr(s.secret, 7), 'base64'), decode(substr(s.previous, 7), 'base64')]
+				ELSE ARRAY[decode(substr(s.secret, 7), 'base64')] END
+	  FROM @extschema@.endpoint_secret s WHERE s.endpoint_id = $1
+$$;
+
+CREATE VIEW @extschema@.status AS
+SELECT e.app,
+	   e.name AS endpoint,
+	   e.url,
+	   e.state,
+	   e.disabled_reason,
+	   e.cursor,
+	   coalesce(p.n, 0) AS pending_events,
+	   now() - p.oldest AS oldest_pending_age,
+	   e.last_success,
+	   e.last_error,
+	   e.last_status,
+	   e.consecutive_failures,
+	   e.next_attempt,
+	   e.delivered,
+	   e.dead_lettered,
+	   e.batch_size,
+	   e.ordered,
+	   e.types,
+	   (SELECT s.previous_until FROM @extschema@.endpoint_secret s
+		 WHERE s.endpoint_id = e.id AND s.previous_until > now()) AS rotation_ends
+  FROM @extschema@.endpoint e
+  LEFT JOIN LATERAL (
+	SELECT count(*) AS n, (array_agg(o.occurred_at ORDER BY o.position))[1] AS oldest
+	  FROM @extschema@.outbox o
+	 WHERE o.app = e.app AND o.position > e.cursor
+	   AND (e.types IS NULL OR o.type = ANY (e.types))
+  ) p ON true;
+COMMENT ON VIEW @extschema@.status IS
+	'One row per webhook endpoint: delivery state, backlog and counters; never a secret.';
+
+CREATE VIEW @extschema@.dead_letters AS
+SELECT e.app,
+	   e.name AS endpoint,
+	   d.id,
+	   d.message_id,
+	   d.first_position,
+	   d.last_position,
+	   d.attempts,
+	   d.last_status,
+	   d.last_error,
+	   d.dead_at
+  FROM @extschema@.dead_letter d
+  JOIN @extschema@.endpoint e ON e.id = d.endpoint_id;
+COMMENT ON VIEW @extschema@.dead_letters IS
+	'Messages given up after connector.max_attempts permanent rejections.';
+
+GRANT EXECUTE ON FUNCTION
+	@extschema@.add_endpoint(text, text, text, text, jsonb),
+	@extschema@.remove_endpoint(text, text),
+	@extschema@.enable_endpoint(text, text),
+	@extschema@.rotate_secret(text, text, text, interval),
+	@extschema@.redeliver(text, text, bigint)
+TO connector_admin;
+GRANT SELECT ON @extschema@.status, @extschema@.dead_letters TO connector_admin;
