@@ -15,7 +15,12 @@ createdb ledger_demo
 step "1. An internal application already exists: the Ledger"
 say "People and service accounts, roles, memberships and API keys, in schema \"Finance Ledger\"."
 say "It stores password and API-key hashes; the connector must never show them."
-sql -f "$here/app.sql"
+say "The Ledger connects as its own role, ledger_app, which owns its schema and tables."
+sql <<'SQL'
+CREATE ROLE ledger_app NOLOGIN;
+GRANT CREATE ON DATABASE ledger_demo TO ledger_app;
+SQL
+sql -c 'SET ROLE ledger_app' -f "$here/app.sql"
 sql <<'SQL'
 SELECT account_type AS kind, count(*) AS accounts FROM "Finance Ledger".users GROUP BY 1 ORDER BY 1;
 SQL
