@@ -10,6 +10,52 @@ sql() { psql -X -q -v ON_ERROR_STOP=1 --pset=footer=off "$@"; }
 step() { printf '\n== %s\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
 
+# The Ledger's own rows for some user ids ("1, 3"), read as the application reads them.
+app_rows() {
+	sql -v ids="$1" <<'SQL'
+SET ROLE ledger_app;
+SELECT u.id, u.login, u.status,
+	   coalesce(string_agg(r.code || coalesce(' until ' || to_char(m.valid_until, 'YYYY-MM-DD HH24:MI'), ''),
+						   ', ' ORDER BY r.id), '') AS "roles (memberships)",
+	   (SELECT coalesce(string_agg(k.key_prefix || CASE WHEN k.revoked_at IS NULL THEN '' ELSE ' (revoked)' END,
+								   ', ' ORDER BY k.id), '')
+		  FROM "Finance Ledger".api_keys k WHERE k.user_id = u.id) AS "API keys"
+  FROM "Finance Ledger".users u
+  LEFT JOIN "Finance Ledger".memberships m ON m.user_id = u.id
+  LEFT JOIN "Finance Ledger".roles r ON r.id = m.role_id
+ WHERE u.id IN (:ids)
+ GROUP BY u.id ORDER BY u.id;
+SQL
+}
+
+# The last position of the change feed, as the platform reads it.
+feed_end() {
+	sql -tA <<'SQL'
+SET ROLE okta_agent;
+SELECT coalesce(max(position), 0) FROM connector.changes('ledger', 0, 100000);
+SQL
+}
+
+# Fail the demo if the feed has any event after position $1; $2 says what should have left none.
+expect_no_events() {
+	sql -v since="$1" -v what="$2" <<'SQL'
+SET ROLE okta_agent;
+SET demo.since = :'since';
+SET demo.what = :'what';
+DO $$
+DECLARE
+	n bigint;
+BEGIN
+	SELECT count(*) INTO n FROM connector.changes('ledger', current_setting('demo.since')::bigint);
+	IF n <> 0 THEN
+		RAISE EXCEPTION '% produced % event(s), expected none', current_setting('demo.what'), n;
+	END IF;
+END
+$$;
+SQL
+	say "the change feed has no event after position $1"
+}
+
 createdb ledger_demo
 
 step "1. An internal application already exists: the Ledger"
@@ -84,5 +130,61 @@ SET ROLE okta_agent;
 SELECT '   the platform role reading the application schema directly: ' ||
 	   CASE WHEN has_schema_privilege('Finance Ledger', 'USAGE') THEN 'allowed' ELSE 'denied' END;
 SQL
+
+step "8. The platform notes where the change feed ends"
+say "Since step 3 every change to the mapped tables, by the platform or anyone else, becomes an event."
+start=$(feed_end)
+say "the feed ends at position $start; the platform will read what comes after it"
+
+step "9. The platform grants a role: c.dubois gets ledger.clerk (request req-1001)"
+say "Every write carries a request id, so that a retry cannot do it twice."
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '3', '2', request_id => 'req-1001') AS result;
+SQL
+say "The Ledger's own tables now say:"
+app_rows 3
+
+step "10. A time-bound grant: b.okafor may approve for the next 15 minutes (req-1002)"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '2', '3', request_id => 'req-1002',
+					   expires_at => now() + interval '15 minutes') AS result;
+SQL
+say "The expiry lands in the Ledger's own valid_until column:"
+app_rows 2
+
+step "11. The platform revokes a role: a.martin is no longer an approver (req-1003)"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.revoke('ledger', '1', '3', request_id => 'req-1003') AS result;
+SQL
+app_rows 1
+
+step "12. The platform disables an account: e.silva leaves the company (req-1004)"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.disable('ledger', '5', request_id => 'req-1004') AS result;
+SQL
+say "Her account is suspended; the Ledger no longer lets her in."
+app_rows 5
+
+step "13. The platform offboards the service account she owned, svc-month-end (req-1005)"
+say "One call: disable the account, revoke every role and every API key, all or nothing."
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.offboard('ledger', '20', request_id => 'req-1005') AS summary;
+SQL
+app_rows 20
+
+step "14. A network error: the platform retries req-1001"
+say "The retry returns the first call's outcome and changes nothing."
+before=$(feed_end)
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '3', '2', request_id => 'req-1001') AS result;
+SQL
+app_rows 3
+expect_no_events "$before" 'the retry of req-1001'
 
 printf '\n== Done.\n'
