@@ -187,4 +187,98 @@ SQL
 app_rows 3
 expect_no_events "$before" 'the retry of req-1001'
 
+step "15. The application changes access itself, in plain SQL"
+say "A maintenance script, running as ledger_app, gives svc-bank-feed the privileged ledger.admin role."
+say "Nobody asked the platform, and the connector is not called."
+sql <<'SQL'
+SET ROLE ledger_app;
+INSERT INTO "Finance Ledger".memberships (user_id, role_id) VALUES (21, 9);
+SQL
+app_rows 21
+
+step "16. The platform reads the change feed"
+say "Its own calls come back with origin \"platform\" (\"offboard\" for the offboarding);"
+say "the application's own change comes back with origin \"direct\": shadow access, caught."
+sql -v since="$start" <<'SQL'
+SET ROLE okta_agent;
+SELECT position,
+	   event->>'type' AS type,
+	   event#>>'{data,account,name}' AS account,
+	   event#>>'{data,entitlement,name}' AS entitlement,
+	   event#>>'{data,origin,via}' AS via,
+	   event#>>'{data,origin,operation}' AS operation,
+	   event#>>'{data,origin,request_id}' AS request_id,
+	   event#>>'{data,origin,db_user}' AS db_user
+  FROM connector.changes('ledger', :since);
+SQL
+sql -v since="$start" <<'SQL'
+SET ROLE okta_agent;
+SET demo.since = :'since';
+DO $$
+DECLARE
+	feed jsonb[];
+	e record;
+	n int;
+BEGIN
+	SELECT array_agg(event ORDER BY position) INTO feed
+	  FROM connector.changes('ledger', current_setting('demo.since')::bigint);
+	-- every expected event exactly once, with its origin
+	FOR e IN SELECT * FROM (VALUES
+		('access.granted',     'c.dubois',      'ledger.clerk',    'platform', 'grant',   'req-1001'),
+		('access.granted',     'b.okafor',      'ledger.approver', 'platform', 'grant',   'req-1002'),
+		('access.revoked',     'a.martin',      'ledger.approver', 'platform', 'revoke',  'req-1003'),
+		('account.disabled',   'e.silva',       NULL,              'platform', 'disable', 'req-1004'),
+		('account.disabled',   'svc-month-end', NULL,              'offboard', 'offboard', 'req-1005'),
+		('access.revoked',     'svc-month-end', 'ledger.clerk',    'offboard', 'offboard', 'req-1005'),
+		('access.revoked',     'svc-month-end', 'ledger.admin',    'offboard', 'offboard', 'req-1005'),
+		('credential.revoked', 'svc-month-end', NULL,              'offboard', 'offboard', 'req-1005'),
+		('access.granted',     'svc-bank-feed', 'ledger.admin',    'direct',   NULL,      NULL)
+	) AS x(type, account, entitlement, via, operation, request_id)
+	LOOP
+		SELECT count(*) INTO n FROM unnest(feed) ev
+		 WHERE ev->>'type' = e.type
+		   AND ev#>>'{data,account,name}' = e.account
+		   AND ev#>>'{data,entitlement,name}' IS NOT DISTINCT FROM e.entitlement
+		   AND ev#>>'{data,origin,via}' = e.via
+		   AND ev#>>'{data,origin,operation}' IS NOT DISTINCT FROM e.operation
+		   AND ev#>>'{data,origin,request_id}' IS NOT DISTINCT FROM e.request_id;
+		IF n <> 1 THEN
+			RAISE EXCEPTION 'expected one % event for % % with origin % %, found %',
+				e.type, e.account, coalesce(e.entitlement, ''), e.via, coalesce(e.request_id, '(no request id)'), n;
+		END IF;
+	END LOOP;
+	IF cardinality(feed) <> 9 THEN
+		RAISE EXCEPTION 'expected 9 events after position %, found %',
+			current_setting('demo.since'), cardinality(feed);
+	END IF;
+	-- the direct change names who made it; the time-bound grant carries its expiry
+	IF NOT EXISTS (SELECT 1 FROM unnest(feed) ev
+					WHERE ev#>>'{data,origin,via}' = 'direct'
+					  AND ev#>>'{data,origin,db_user}' = 'ledger_app') THEN
+		RAISE EXCEPTION 'the direct event does not name ledger_app as its db_user';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM unnest(feed) ev
+					WHERE ev#>>'{data,origin,request_id}' = 'req-1002'
+					  AND ev#>>'{data,expires_at}' IS NOT NULL) THEN
+		RAISE EXCEPTION 'the time-bound grant req-1002 has no expires_at';
+	END IF;
+END
+$$;
+SQL
+say "checked: each change above is in the feed exactly once, with the right origin"
+
+step "17. A change that is rolled back leaves no event"
+say "The script starts to give bot-reports ledger.admin too, then rolls back."
+before=$(feed_end)
+sql <<'SQL'
+SET ROLE ledger_app;
+BEGIN;
+INSERT INTO "Finance Ledger".memberships (user_id, role_id) VALUES (22, 9);
+SELECT count(*) AS "admin memberships of bot-reports, inside the transaction"
+  FROM "Finance Ledger".memberships WHERE user_id = 22 AND role_id = 9;
+ROLLBACK;
+SQL
+app_rows 22
+expect_no_events "$before" 'the rolled-back direct change'
+
 printf '\n== Done.\n'
