@@ -10,12 +10,63 @@ sql() { psql -X -q -v ON_ERROR_STOP=1 --pset=footer=off "$@"; }
 step() { printf '\n== %s\n' "$*"; }
 say() { printf '   %s\n' "$*"; }
 
+# The Ledger's own rows for some user ids ("1, 3"), read as the application reads them.
+app_rows() {
+	sql -v ids="$1" <<'SQL'
+SET ROLE ledger_app;
+SELECT u.id, u.login, u.status,
+	   coalesce(string_agg(r.code || coalesce(' until ' || to_char(m.valid_until, 'YYYY-MM-DD HH24:MI'), ''),
+						   ', ' ORDER BY r.id), '') AS "roles (memberships)",
+	   (SELECT coalesce(string_agg(k.key_prefix || CASE WHEN k.revoked_at IS NULL THEN '' ELSE ' (revoked)' END,
+								   ', ' ORDER BY k.id), '')
+		  FROM "Finance Ledger".api_keys k WHERE k.user_id = u.id) AS "API keys"
+  FROM "Finance Ledger".users u
+  LEFT JOIN "Finance Ledger".memberships m ON m.user_id = u.id
+  LEFT JOIN "Finance Ledger".roles r ON r.id = m.role_id
+ WHERE u.id IN (:ids)
+ GROUP BY u.id ORDER BY u.id;
+SQL
+}
+
+# The last position of the change feed, as the platform reads it.
+feed_end() {
+	sql -tA <<'SQL'
+SET ROLE okta_agent;
+SELECT coalesce(max(position), 0) FROM connector.changes('ledger', 0, 100000);
+SQL
+}
+
+# Fail the demo if the feed has any event after position $1; $2 says what should have left none.
+expect_no_events() {
+	sql -v since="$1" -v what="$2" <<'SQL'
+SET ROLE okta_agent;
+SET demo.since = :'since';
+SET demo.what = :'what';
+DO $$
+DECLARE
+	n bigint;
+BEGIN
+	SELECT count(*) INTO n FROM connector.changes('ledger', current_setting('demo.since')::bigint);
+	IF n <> 0 THEN
+		RAISE EXCEPTION '% produced % event(s), expected none', current_setting('demo.what'), n;
+	END IF;
+END
+$$;
+SQL
+	say "the change feed has no event after position $1"
+}
+
 createdb ledger_demo
 
 step "1. An internal application already exists: the Ledger"
 say "People and service accounts, roles, memberships and API keys, in schema \"Finance Ledger\"."
 say "It stores password and API-key hashes; the connector must never show them."
-sql -f "$here/app.sql"
+say "The Ledger connects as its own role, ledger_app, which owns its schema and tables."
+sql <<'SQL'
+CREATE ROLE ledger_app NOLOGIN;
+GRANT CREATE ON DATABASE ledger_demo TO ledger_app;
+SQL
+sql -c 'SET ROLE ledger_app' -f "$here/app.sql"
 sql <<'SQL'
 SELECT account_type AS kind, count(*) AS accounts FROM "Finance Ledger".users GROUP BY 1 ORDER BY 1;
 SQL
@@ -79,5 +130,155 @@ SET ROLE okta_agent;
 SELECT '   the platform role reading the application schema directly: ' ||
 	   CASE WHEN has_schema_privilege('Finance Ledger', 'USAGE') THEN 'allowed' ELSE 'denied' END;
 SQL
+
+step "8. The platform notes where the change feed ends"
+say "Since step 3 every change to the mapped tables, by the platform or anyone else, becomes an event."
+start=$(feed_end)
+say "the feed ends at position $start; the platform will read what comes after it"
+
+step "9. The platform grants a role: c.dubois gets ledger.clerk (request req-1001)"
+say "Every write carries a request id, so that a retry cannot do it twice."
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '3', '2', request_id => 'req-1001') AS result;
+SQL
+say "The Ledger's own tables now say:"
+app_rows 3
+
+step "10. A time-bound grant: b.okafor may approve for the next 15 minutes (req-1002)"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '2', '3', request_id => 'req-1002',
+					   expires_at => now() + interval '15 minutes') AS result;
+SQL
+say "The expiry lands in the Ledger's own valid_until column:"
+app_rows 2
+
+step "11. The platform revokes a role: a.martin is no longer an approver (req-1003)"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.revoke('ledger', '1', '3', request_id => 'req-1003') AS result;
+SQL
+app_rows 1
+
+step "12. The platform disables an account: e.silva leaves the company (req-1004)"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.disable('ledger', '5', request_id => 'req-1004') AS result;
+SQL
+say "Her account is suspended; the Ledger no longer lets her in."
+app_rows 5
+
+step "13. The platform offboards the service account she owned, svc-month-end (req-1005)"
+say "One call: disable the account, revoke every role and every API key, all or nothing."
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.offboard('ledger', '20', request_id => 'req-1005') AS summary;
+SQL
+app_rows 20
+
+step "14. A network error: the platform retries req-1001"
+say "The retry returns the first call's outcome and changes nothing."
+before=$(feed_end)
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '3', '2', request_id => 'req-1001') AS result;
+SQL
+app_rows 3
+expect_no_events "$before" 'the retry of req-1001'
+
+step "15. The application changes access itself, in plain SQL"
+say "A maintenance script, running as ledger_app, gives svc-bank-feed the privileged ledger.admin role."
+say "Nobody asked the platform, and the connector is not called."
+sql <<'SQL'
+SET ROLE ledger_app;
+INSERT INTO "Finance Ledger".memberships (user_id, role_id) VALUES (21, 9);
+SQL
+app_rows 21
+
+step "16. The platform reads the change feed"
+say "Its own calls come back with origin \"platform\" (\"offboard\" for the offboarding);"
+say "the application's own change comes back with origin \"direct\": shadow access, caught."
+sql -v since="$start" <<'SQL'
+SET ROLE okta_agent;
+SELECT position,
+	   event->>'type' AS type,
+	   event#>>'{data,account,name}' AS account,
+	   event#>>'{data,entitlement,name}' AS entitlement,
+	   event#>>'{data,origin,via}' AS via,
+	   event#>>'{data,origin,operation}' AS operation,
+	   event#>>'{data,origin,request_id}' AS request_id,
+	   event#>>'{data,origin,db_user}' AS db_user
+  FROM connector.changes('ledger', :since);
+SQL
+sql -v since="$start" <<'SQL'
+SET ROLE okta_agent;
+SET demo.since = :'since';
+DO $$
+DECLARE
+	feed jsonb[];
+	e record;
+	n int;
+BEGIN
+	SELECT array_agg(event ORDER BY position) INTO feed
+	  FROM connector.changes('ledger', current_setting('demo.since')::bigint);
+	-- every expected event exactly once, with its origin
+	FOR e IN SELECT * FROM (VALUES
+		('access.granted',     'c.dubois',      'ledger.clerk',    'platform', 'grant',   'req-1001'),
+		('access.granted',     'b.okafor',      'ledger.approver', 'platform', 'grant',   'req-1002'),
+		('access.revoked',     'a.martin',      'ledger.approver', 'platform', 'revoke',  'req-1003'),
+		('account.disabled',   'e.silva',       NULL,              'platform', 'disable', 'req-1004'),
+		('account.disabled',   'svc-month-end', NULL,              'offboard', 'offboard', 'req-1005'),
+		('access.revoked',     'svc-month-end', 'ledger.clerk',    'offboard', 'offboard', 'req-1005'),
+		('access.revoked',     'svc-month-end', 'ledger.admin',    'offboard', 'offboard', 'req-1005'),
+		('credential.revoked', 'svc-month-end', NULL,              'offboard', 'offboard', 'req-1005'),
+		('access.granted',     'svc-bank-feed', 'ledger.admin',    'direct',   NULL,      NULL)
+	) AS x(type, account, entitlement, via, operation, request_id)
+	LOOP
+		SELECT count(*) INTO n FROM unnest(feed) ev
+		 WHERE ev->>'type' = e.type
+		   AND ev#>>'{data,account,name}' = e.account
+		   AND ev#>>'{data,entitlement,name}' IS NOT DISTINCT FROM e.entitlement
+		   AND ev#>>'{data,origin,via}' = e.via
+		   AND ev#>>'{data,origin,operation}' IS NOT DISTINCT FROM e.operation
+		   AND ev#>>'{data,origin,request_id}' IS NOT DISTINCT FROM e.request_id;
+		IF n <> 1 THEN
+			RAISE EXCEPTION 'expected one % event for % % with origin % %, found %',
+				e.type, e.account, coalesce(e.entitlement, ''), e.via, coalesce(e.request_id, '(no request id)'), n;
+		END IF;
+	END LOOP;
+	IF cardinality(feed) <> 9 THEN
+		RAISE EXCEPTION 'expected 9 events after position %, found %',
+			current_setting('demo.since'), cardinality(feed);
+	END IF;
+	-- the direct change names who made it; the time-bound grant carries its expiry
+	IF NOT EXISTS (SELECT 1 FROM unnest(feed) ev
+					WHERE ev#>>'{data,origin,via}' = 'direct'
+					  AND ev#>>'{data,origin,db_user}' = 'ledger_app') THEN
+		RAISE EXCEPTION 'the direct event does not name ledger_app as its db_user';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM unnest(feed) ev
+					WHERE ev#>>'{data,origin,request_id}' = 'req-1002'
+					  AND ev#>>'{data,expires_at}' IS NOT NULL) THEN
+		RAISE EXCEPTION 'the time-bound grant req-1002 has no expires_at';
+	END IF;
+END
+$$;
+SQL
+say "checked: each change above is in the feed exactly once, with the right origin"
+
+step "17. A change that is rolled back leaves no event"
+say "The script starts to give bot-reports ledger.admin too, then rolls back."
+before=$(feed_end)
+sql <<'SQL'
+SET ROLE ledger_app;
+BEGIN;
+INSERT INTO "Finance Ledger".memberships (user_id, role_id) VALUES (22, 9);
+SELECT count(*) AS "admin memberships of bot-reports, inside the transaction"
+  FROM "Finance Ledger".memberships WHERE user_id = 22 AND role_id = 9;
+ROLLBACK;
+SQL
+app_rows 22
+expect_no_events "$before" 'the rolled-back direct change'
 
 printf '\n== Done.\n'
