@@ -9,7 +9,11 @@ MODULE_big = connector
 OBJS = \
 	src/connector.o \
 	src/origin.o \
-	src/capture.o
+	src/capture.o \
+	src/dispatcher.o \
+	src/http.o \
+	src/sign.o \
+	src/webhook_json.o
 
 # The install script is assembled from one file per concern.
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))

@@ -7,9 +7,19 @@
  * One trigger function serves every mapped table; its two arguments name the
  * application and the table's role in the mapping (accounts, entitlements,
  * grants, credentials).  The per-relation mapping (attribute numbers, output
- * functions, lookup plans) is built once and cached until the relation's
- * relcache entry is invalidated, which happens whenever register_app
- * recreates the trigger or the table is altered.
+ * functions, the indexes used to name accounts and entitlements) is built
+ * once and cached until the relation's relcache entry is invalidated, which
+ * happens whenever register_app recreates the trigger or the table changes.
+ *
+ * The hot path does no SPI.  Each event is rendered to JSON text at once and
+ * appended to a buffer of the (sub)transaction; the buffer is written to the
+ * outbox as dense rows of up to CHUNK_EVENTS events, with direct heap and
+ * index inserts, before commit (or earlier when it grows large, or when a
+ * reader in the same transaction asks).  A subtransaction that aborts drops
+ * what it buffered; one that commits hands it to its parent.  Events of an
+ * outer level written from inside a subtransaction are kept until that
+ * subtransaction ends: if it aborts, their rows vanish with it and they are
+ * buffered again, so a rollback to a savepoint never loses them.
  *
  * Only mapped columns are ever read from a tuple: a password hash next to a
  * login never reaches the outbox.
@@ -21,21 +31,29 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/relscan.h"
+#include "access/skey.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_authid.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/execnodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -44,9 +62,18 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 #include "connector.h"
+
+/* Events per outbox row, and buffered bytes that force a write. */
+#define CHUNK_EVENTS 1000
+#define CHUNK_BYTES (1024 * 1024)
+#define FLUSH_BYTES (8 * 1024 * 1024)
+
+/* Columns of connector.outbox, in table order. */
+#define OUTBOX_NATTS 8
 
 typedef enum MapRole
 {
@@ -98,6 +125,18 @@ typedef enum StatusShape
 	ST_TIMESTAMP				/* enabled when NULL */
 } StatusShape;
 
+/* How to find the name (and kind) of an id: the id's unique index. */
+typedef struct NameLookup
+{
+	bool		valid;
+	Oid			relid;
+	Oid			indexid;
+	Oid			eqproc;
+	Oid			collation;
+	AttrNumber	name_att;
+	AttrNumber	kind_att;		/* 0: none */
+} NameLookup;
+
 typedef struct CaptureMap
 {
 	Oid			relid;			/* hash key */
@@ -113,15 +152,16 @@ typedef struct CaptureMap
 	bool		has_grants_column;	/* accounts: array or scalar grants */
 	MappedCol	grants_column;
 	bool		grants_is_array;
+	Oid			grants_elem_type;
 	Oid			grants_elem_output;
 	int16		grants_elem_len;
 	bool		grants_elem_byval;
 	char		grants_elem_align;
-	SPIPlanPtr	account_lookup; /* (name, kind) of an account id */
-	SPIPlanPtr	entitlement_lookup; /* name of an entitlement id */
+	NameLookup	account_lookup;
+	NameLookup	entitlement_lookup;
 } CaptureMap;
 
-/* One event before it is written. */
+/* One event being built. */
 typedef struct EventRec
 {
 	const char *type;
@@ -136,17 +176,111 @@ typedef struct EventRec
 	char	   *expires;
 } EventRec;
 
-#define OUTBOX_NARGS 13
+/* An entitlement id held in a grants column: text and datum. */
+typedef struct HeldId
+{
+	char	   *text;
+	Datum		value;
+} HeldId;
+
+/* Buffered events of one application, origin and subtransaction. */
+typedef struct Chunk
+{
+	char	   *app;
+	char	   *origin;
+	SubTransactionId subid;		/* subtransaction whose events these are */
+	SubTransactionId written_in;	/* written to the outbox in this one, or 0 */
+	TimestampTz first_at;
+	int			n;
+	StringInfoData events;		/* "[ev, ev, ..." */
+} Chunk;
 
 static HTAB *capture_maps = NULL;
-static SPIPlanPtr outbox_insert_plan = NULL;
+
+static MemoryContext buffer_cxt = NULL; /* child of TopTransactionContext */
+static List *chunks = NIL;		/* of Chunk *, in event order */
+static Size buffered_bytes = 0;
 static FullTransactionId seq_xid;
 static int32 seq_next = 0;
 static Oid	capture_user = InvalidOid;	/* role running the current DML */
 
 PG_FUNCTION_INFO_V1(connector_capture);
 PG_FUNCTION_INFO_V1(connector_emit);
+PG_FUNCTION_INFO_V1(connector_flush);
 PG_FUNCTION_INFO_V1(connector_outer_user);
+
+static void FlushChunks(void);
+
+/* ---- transaction bookkeeping ---- */
+
+/* Write what is left before commit; forget the buffer at transaction end. */
+static void
+CaptureXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			FlushChunks();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* the memory goes with TopTransactionContext */
+			chunks = NIL;
+			buffer_cxt = NULL;
+			buffered_bytes = 0;
+			break;
+		default:
+			break;
+	}
+}
+
+/* An aborted subtransaction's events vanish; a committed one's move up. */
+static void
+CaptureSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, chunks)
+		{
+			Chunk	   *c = lfirst(lc);
+
+			if (c->subid >= mySubid)
+			{
+				if (c->written_in == InvalidSubTransactionId)
+					buffered_bytes -= c->events.len;
+				chunks = foreach_delete_current(chunks, lc);
+			}
+			else if (c->written_in >= mySubid)
+			{
+				/* its row went with the subtransaction: buffer it again */
+				c->written_in = InvalidSubTransactionId;
+				buffered_bytes += c->events.len;
+			}
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, chunks)
+		{
+			Chunk	   *c = lfirst(lc);
+
+			if (c->subid == mySubid)
+				c->subid = parentSubid;
+			if (c->written_in == mySubid)
+				c->written_in = parentSubid;
+			/* written at its own level: nothing can undo one without the other */
+			if (c->written_in == c->subid)
+				chunks = foreach_delete_current(chunks, lc);
+		}
+	}
+}
 
 /* Mark cached maps stale when their relation changes. */
 static void
@@ -159,16 +293,21 @@ CaptureRelcacheCallback(Datum arg, Oid relid)
 		return;
 	hash_seq_init(&status, capture_maps);
 	while ((map = hash_seq_search(&status)) != NULL)
-		if (relid == InvalidOid || map->relid == relid)
+		if (relid == InvalidOid || map->relid == relid ||
+			map->account_lookup.relid == relid || map->entitlement_lookup.relid == relid)
 			map->valid = false;
 }
 
-/* Register the cache invalidation callback; called once per backend. */
+/* Register the callbacks; called once per backend. */
 void
 ConnectorCaptureInit(void)
 {
 	CacheRegisterRelcacheCallback(CaptureRelcacheCallback, (Datum) 0);
+	RegisterXactCallback(CaptureXactCallback, NULL);
+	RegisterSubXactCallback(CaptureSubXactCallback, NULL);
 }
+
+/* ---- the mapping ---- */
 
 /* JSON category of a type, as to_json would write it. */
 static JsonCat
@@ -245,24 +384,62 @@ ParsePurpose(const char *p)
 	return -1;
 }
 
-/* Prepare and keep a lookup plan taking one text parameter. */
-static SPIPlanPtr
-PrepareLookup(const char *sql)
+/*
+ * Prepare a name lookup on table relid: find the unique single-column index
+ * on its id column (register_app requires one) and the equality procedure.
+ */
+static void
+PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
+			  const char *kindcol)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
+	AttrNumber	idatt = get_attnum(relid, idcol);
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
 
-	if (plan == NULL)
-		elog(ERROR, "connector capture: SPI_prepare failed: %s",
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
+	memset(lk, 0, sizeof(*lk));
+	if (idatt <= 0)
+		return;
+	lk->relid = relid;
+	lk->name_att = namecol ? get_attnum(relid, namecol) : InvalidAttrNumber;
+	lk->kind_att = kindcol ? get_attnum(relid, kindcol) : InvalidAttrNumber;
+	if (lk->name_att <= 0)
+		return;
+
+	rel = table_open(relid, AccessShareLock);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+
+		if (ind->indisunique && ind->indnkeyatts == 1 && ind->indkey.values[0] == idatt &&
+			idx->rd_rel->relam == BTREE_AM_OID &&
+			RelationGetIndexPredicate(idx) == NIL && RelationGetIndexExpressions(idx) == NIL)
+		{
+			Oid			op = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
+												 idx->rd_opcintype[0], BTEqualStrategyNumber);
+
+			if (OidIsValid(op))
+			{
+				lk->indexid = RelationGetRelid(idx);
+				lk->eqproc = get_opcode(op);
+				lk->collation = idx->rd_indcollation[0];
+				lk->valid = true;
+			}
+		}
+		index_close(idx, AccessShareLock);
+		if (lk->valid)
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
 }
 
 /*
  * Build the map of rel from connector._capture_spec(app, role), which lists
- * the mapped columns by purpose, in before/after order.  Caller is connected
- * to SPI.
+ * the mapped columns by purpose, in before/after order, and the tables that
+ * name accounts and entitlements.  Runs once per relation and mapping.
  */
 static void
 BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
@@ -272,14 +449,12 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	MemoryContext old;
 	uint64		i;
 	int			ret;
+	char	   *lk[2][4] = {{NULL}};	/* table, id, name, kind */
+	Oid			save_userid;
+	int			save_sec;
 
 	if (map->cxt)
 		MemoryContextDelete(map->cxt);
-	if (map->account_lookup)
-		SPI_freeplan(map->account_lookup);
-	if (map->entitlement_lookup)
-		SPI_freeplan(map->entitlement_lookup);
-
 	memset(((char *) map) + sizeof(Oid), 0, sizeof(CaptureMap) - sizeof(Oid));
 	for (i = 0; i < NUM_PURPOSES; i++)
 		map->purpose[i] = -1;
@@ -290,6 +465,12 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	map->role = ParseRole(role);
 	MemoryContextSwitchTo(old);
 
+	/* the mapping is not readable by the role running the DML */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector capture: SPI_connect failed");
 	args[0] = CStringGetTextDatum(app);
 	args[1] = CStringGetTextDatum(role);
 	ret = SPI_execute_with_args("SELECT k, v FROM connector._capture_spec($1, $2)",
@@ -339,6 +520,7 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 				map->grants_is_array = OidIsValid(elem);
 				if (map->grants_is_array)
 				{
+					map->grants_elem_type = elem;
 					get_typlenbyvalalign(elem, &map->grants_elem_len,
 										 &map->grants_elem_byval,
 										 &map->grants_elem_align);
@@ -350,20 +532,26 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 			map->status_shape = strcmp(v, "timestamp") == 0 ? ST_TIMESTAMP : ST_VALUE;
 		else if (strcmp(k, "enabled") == 0)
 			map->enabled_value = pstrdup(v);
-		else if (strcmp(k, "lookup_account") == 0)
+		else if (strncmp(k, "account_", 8) == 0 || strncmp(k, "entitlement_", 12) == 0)
 		{
-			MemoryContextSwitchTo(old);
-			map->account_lookup = PrepareLookup(v);
-			MemoryContextSwitchTo(map->cxt);
-		}
-		else if (strcmp(k, "lookup_entitlement") == 0)
-		{
-			MemoryContextSwitchTo(old);
-			map->entitlement_lookup = PrepareLookup(v);
-			MemoryContextSwitchTo(map->cxt);
+			int			which = k[1] == 'c' ? 0 : 1;
+			const char *field = strchr(k, '_') + 1;
+			int			f = strcmp(field, "table") == 0 ? 0 : strcmp(field, "id") == 0 ? 1 :
+				strcmp(field, "name") == 0 ? 2 : 3;
+
+			lk[which][f] = pstrdup(v);
 		}
 	}
 	MemoryContextSwitchTo(old);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);	/* on error, abort restores it */
+
+	if (lk[0][0])
+		PrepareLookup(&map->account_lookup, (Oid) strtoul(lk[0][0], NULL, 10),
+					  lk[0][1], lk[0][2], lk[0][3]);
+	if (lk[1][0])
+		PrepareLookup(&map->entitlement_lookup, (Oid) strtoul(lk[1][0], NULL, 10),
+					  lk[1][1], lk[1][2], NULL);
 	if (map->purpose[P_STATUS] < 0)
 		map->status_shape = ST_NONE;
 	map->valid = true;
@@ -395,6 +583,8 @@ GetMap(Relation rel, const char *app, const char *role)
 	return map;
 }
 
+/* ---- rendering ---- */
+
 /* Output form of column c of tup, or NULL. */
 static char *
 ColText(MappedCol *c, HeapTuple tup, TupleDesc desc)
@@ -409,6 +599,18 @@ static char *
 PurposeText(CaptureMap *map, ColPurpose p, HeapTuple tup, TupleDesc desc)
 {
 	return map->purpose[p] < 0 ? NULL : ColText(&map->cols[map->purpose[p]], tup, desc);
+}
+
+/* Datum of a purpose column, or (Datum) 0 with *isnull. */
+static Datum
+PurposeValue(CaptureMap *map, ColPurpose p, HeapTuple tup, TupleDesc desc, bool *isnull)
+{
+	if (map->purpose[p] < 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return heap_getattr(tup, map->cols[map->purpose[p]].attnum, desc, isnull);
 }
 
 /* Append a JSON value for a column, the way to_json would write it. */
@@ -463,174 +665,308 @@ ClientAddr(void)
 	return DatumGetCString(DirectFunctionCall1(inet_out, d));
 }
 
+static void
+AppendJsonStringOrNull(StringInfo buf, const char *key, const char *value)
+{
+	appendStringInfo(buf, ", \"%s\": ", key);
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
 /*
- * The origin of the current change, as JSON.  dml_user is the role that ran
- * the DML; a platform call names the role that called the API instead.
+ * The origin of the current change, as JSON.  A platform call names the
+ * role that called the API; anything else the role that ran the DML.
  */
 static char *
-RenderOrigin(Oid dml_user)
+RenderOrigin(void)
 {
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
 	StringInfoData buf;
-	Oid			user = o->active ? o->caller : dml_user;
+	Oid			user = o->active ? o->caller : capture_user;
 	const char *appname = GetConfigOption("application_name", true, false);
-	char	   *addr = ClientAddr();
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"via\": ");
 	escape_json(&buf, o->via);
 	if (o->active)
 	{
-		appendStringInfoString(&buf, ", \"operation\": ");
-		escape_json(&buf, o->operation);
-		appendStringInfoString(&buf, ", \"request_id\": ");
-		if (o->request_id)
-			escape_json(&buf, o->request_id);
-		else
-			appendStringInfoString(&buf, "null");
+		AppendJsonStringOrNull(&buf, "operation", o->operation);
+		AppendJsonStringOrNull(&buf, "request_id", o->request_id);
 	}
-	appendStringInfoString(&buf, ", \"db_user\": ");
-	escape_json(&buf, GetUserNameFromId(user, false));
-	appendStringInfoString(&buf, ", \"session_user\": ");
-	escape_json(&buf, GetUserNameFromId(GetSessionUserId(), false));
-	appendStringInfoString(&buf, ", \"application_name\": ");
-	if (appname && appname[0])
-		escape_json(&buf, appname);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfoString(&buf, ", \"client_addr\": ");
-	if (addr)
-		escape_json(&buf, addr);
-	else
-		appendStringInfoString(&buf, "null");
+	AppendJsonStringOrNull(&buf, "db_user", GetUserNameFromId(user, true));
+	AppendJsonStringOrNull(&buf, "session_user", GetUserNameFromId(GetSessionUserId(), true));
+	AppendJsonStringOrNull(&buf, "application_name",
+						   appname && appname[0] ? appname : NULL);
+	AppendJsonStringOrNull(&buf, "client_addr", ClientAddr());
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
 
-/* Next sequence number of an event within the current transaction. */
+/* RFC 3339 UTC text of a timestamp, with microseconds. */
+static void
+AppendTimestamp(StringInfo buf, TimestampTz ts)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+		elog(ERROR, "timestamp out of range");
+	appendStringInfo(buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06dZ\"",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+					 (int) fsec);
+}
+
+/* ---- the buffer and the outbox ---- */
+
+/* Next event number within the current transaction. */
 static int32
-NextSeq(void)
+NextSeq(int n)
 {
 	FullTransactionId xid = GetTopFullTransactionId();
+	int32		seq;
 
 	if (!FullTransactionIdEquals(xid, seq_xid))
 	{
 		seq_xid = xid;
 		seq_next = 0;
 	}
-	return seq_next++;
+	seq = seq_next;
+	seq_next += n;
+	return seq;
 }
 
-/* Write one event row into connector.outbox. */
+/* Write one closed chunk as an outbox row, with its index entries. */
 static void
-WriteEvent(const char *app, EventRec *ev)
+WriteChunk(Relation outbox, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot,
+		   Chunk *c)
 {
-	Datum		values[OUTBOX_NARGS];
-	char		nulls[OUTBOX_NARGS];
-	const char *texts[OUTBOX_NARGS - 1];
-	int			i;
-	int			ret;
-
-	if (outbox_insert_plan == NULL)
-	{
-		Oid			types[OUTBOX_NARGS];
-		SPIPlanPtr	plan;
-
-		types[0] = INT4OID;
-		for (i = 1; i < OUTBOX_NARGS; i++)
-			types[i] = TEXTOID;
-		plan = SPI_prepare("INSERT INTO connector.outbox (txid, seq, app, type, occurred_at,"
-						   " account, account_name, account_kind, entitlement, entitlement_name,"
-						   " credential, before, after, expires_at, origin)"
-						   " VALUES (pg_catalog.pg_current_xact_id(), $1, $2, $3,"
-						   " pg_catalog.clock_timestamp(), $4, $5, $6, $7, $8, $9,"
-						   " $10::pg_catalog.jsonb, $11::pg_catalog.jsonb,"
-						   " $12::pg_catalog.timestamptz, $13::pg_catalog.jsonb)",
-						   OUTBOX_NARGS, types);
-		if (plan == NULL)
-			elog(ERROR, "connector capture: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		outbox_insert_plan = plan;
-	}
-
-	texts[0] = app;
-	texts[1] = ev->type;
-	texts[2] = ev->account_id;
-	texts[3] = ev->account_name;
-	texts[4] = ev->account_kind;
-	texts[5] = ev->entitlement_id;
-	texts[6] = ev->entitlement_name;
-	texts[7] = ev->credential_id;
-	texts[8] = ev->before;
-	texts[9] = ev->after;
-	texts[10] = ev->expires;
-	texts[11] = RenderOrigin(capture_user);
-
-	values[0] = Int32GetDatum(NextSeq());
-	nulls[0] = ' ';
-	for (i = 1; i < OUTBOX_NARGS; i++)
-	{
-		nulls[i] = texts[i - 1] ? ' ' : 'n';
-		values[i] = texts[i - 1] ? CStringGetTextDatum(texts[i - 1]) : (Datum) 0;
-	}
-	ret = SPI_execute_plan(outbox_insert_plan, values, nulls, false, 0);
-	SPI_freetuptable(SPI_tuptable);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "connector capture: writing the outbox failed: %s",
-			 SPI_result_code_string(ret));
-}
-
-/* Owner of connector.outbox: the role capture writes as. */
-static Oid
-OutboxOwner(void)
-{
-	Oid			nsp = get_namespace_oid("connector", false);
-	Oid			relid = get_relname_relid("outbox", nsp);
+	Datum		values[OUTBOX_NATTS];
+	bool		nulls[OUTBOX_NATTS] = {false};
 	HeapTuple	tup;
-	Oid			owner;
 
+	appendStringInfoChar(&c->events, ']');
+	nulls[0] = true;			/* position: sealed later */
+	values[1] = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	values[2] = Int32GetDatum(NextSeq(c->n));
+	values[3] = Int32GetDatum(c->n);
+	values[4] = CStringGetTextDatum(c->app);
+	values[5] = TimestampTzGetDatum(c->first_at);
+	values[6] = CStringGetTextDatum(c->origin);
+	values[7] = PointerGetDatum(cstring_to_text_with_len(c->events.data, c->events.len));
+
+	tup = heap_form_tuple(RelationGetDescr(outbox), values, nulls);
+	ExecStoreHeapTuple(tup, slot, false);
+	simple_table_tuple_insert(outbox, slot);
+	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	ExecClearTuple(slot);
+	heap_freetuple(tup);
+}
+
+/*
+ * Write the buffered chunks to connector.outbox.  A chunk of the current
+ * subtransaction is done with; one of an outer level is remembered until the
+ * current subtransaction ends (see CaptureSubXactCallback).
+ */
+static void
+FlushChunks(void)
+{
+	SubTransactionId subid;
+	Relation	outbox;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	ListCell   *lc;
+	Oid			relid;
+	bool		wrote = false;
+
+	if (chunks == NIL)
+		return;
+	subid = GetCurrentSubTransactionId();
+	relid = get_relname_relid("outbox", get_namespace_oid("connector", true));
 	if (!OidIsValid(relid))
-		elog(ERROR, "connector capture: table connector.outbox is missing");
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/* Fill name and kind of an account id from the accounts table. */
-static void
-LookupAccount(CaptureMap *map, EventRec *ev)
-{
-	Datum		arg;
-
-	if (map->account_lookup == NULL || ev->account_id == NULL)
-		return;
-	arg = CStringGetTextDatum(ev->account_id);
-	if (SPI_execute_plan(map->account_lookup, &arg, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
 	{
-		ev->account_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		ev->account_kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		/* the extension was dropped in this transaction: nowhere to write */
+		chunks = NIL;
+		buffered_bytes = 0;
+		return;
 	}
-	SPI_freetuptable(SPI_tuptable);
+
+	outbox = table_open(relid, RowExclusiveLock);
+	if (RelationGetDescr(outbox)->natts != OUTBOX_NATTS)
+		elog(ERROR, "connector.outbox has an unexpected shape");
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, outbox, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(outbox), &TTSOpsHeapTuple);
+
+	foreach(lc, chunks)
+	{
+		Chunk	   *c = lfirst(lc);
+
+		if (c->written_in != InvalidSubTransactionId)
+			continue;
+		WriteChunk(outbox, rri, estate, slot, c);
+		buffered_bytes -= c->events.len;
+		wrote = true;
+		if (c->subid == subid)
+			chunks = foreach_delete_current(chunks, lc);
+		else
+			c->written_in = subid;
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(outbox, NoLock);
+	if (wrote)
+		ConnectorNoteEventsWritten();
 }
 
-/* Fill the name of an entitlement id from the entitlements table. */
+/* Append one rendered event (a JSON object) for app to the buffer. */
 static void
-LookupEntitlement(CaptureMap *map, EventRec *ev)
+BufferEvent(const char *app, const char *origin, const char *event)
 {
-	Datum		arg;
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	Chunk	   *c = chunks != NIL ? llast(chunks) : NULL;
+	MemoryContext old;
+	int			len = strlen(event);
 
-	if (map->entitlement_lookup == NULL || ev->entitlement_id == NULL)
+	if (buffer_cxt == NULL)
+		buffer_cxt = AllocSetContextCreate(TopTransactionContext, "connector capture buffer",
+										   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(buffer_cxt);
+	if (c == NULL || c->subid != subid || c->written_in != InvalidSubTransactionId ||
+		c->n >= CHUNK_EVENTS ||
+		c->events.len + len > CHUNK_BYTES ||
+		strcmp(c->app, app) != 0 || strcmp(c->origin, origin) != 0)
+	{
+		c = palloc0(sizeof(Chunk));
+		c->app = pstrdup(app);
+		c->origin = pstrdup(origin);
+		c->subid = subid;
+		c->first_at = GetCurrentTimestamp();
+		initStringInfo(&c->events);
+		appendStringInfoChar(&c->events, '[');
+		chunks = lappend(chunks, c);
+	}
+	else
+		appendStringInfoString(&c->events, ", ");
+	buffered_bytes -= c->events.len;
+	appendBinaryStringInfo(&c->events, event, len);
+	buffered_bytes += c->events.len;
+	c->n++;
+	MemoryContextSwitchTo(old);
+
+	if (buffered_bytes > FLUSH_BYTES)
+		FlushChunks();
+}
+
+/* Render an event and buffer it. */
+static void
+EmitEvent(const char *app, const char *origin, EventRec *ev)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"type\": ");
+	escape_json(&buf, ev->type);
+	appendStringInfoString(&buf, ", \"timestamp\": ");
+	AppendTimestamp(&buf, GetCurrentTimestamp());
+	if (ev->account_id)
+	{
+		appendStringInfoString(&buf, ", \"account\": {\"id\": ");
+		escape_json(&buf, ev->account_id);
+		AppendJsonStringOrNull(&buf, "name", ev->account_name);
+		AppendJsonStringOrNull(&buf, "kind", ev->account_kind);
+		appendStringInfoChar(&buf, '}');
+	}
+	if (ev->entitlement_id)
+	{
+		appendStringInfoString(&buf, ", \"entitlement\": {\"id\": ");
+		escape_json(&buf, ev->entitlement_id);
+		AppendJsonStringOrNull(&buf, "name", ev->entitlement_name);
+		appendStringInfoChar(&buf, '}');
+	}
+	if (ev->credential_id)
+	{
+		appendStringInfoString(&buf, ", \"credential\": {\"id\": ");
+		escape_json(&buf, ev->credential_id);
+		appendStringInfoChar(&buf, '}');
+	}
+	appendStringInfo(&buf, ", \"before\": %s, \"after\": %s",
+					 ev->before ? ev->before : "null", ev->after ? ev->after : "null");
+	AppendJsonStringOrNull(&buf, "expires_at", ev->expires);
+	appendStringInfoChar(&buf, '}');
+	BufferEvent(app, origin, buf.data);
+	pfree(buf.data);
+}
+
+/* ---- events of a row ---- */
+
+/* Per-call context of the trigger. */
+typedef struct CaptureCall
+{
+	CaptureMap *map;
+	TupleDesc	desc;
+	char	   *origin;
+} CaptureCall;
+
+static void
+WriteEvent(CaptureCall *cc, EventRec *ev)
+{
+	EmitEvent(cc->map->app, cc->origin, ev);
+}
+
+/* Name (and kind) of the row whose id is key, through the id's unique index. */
+static void
+LookupName(NameLookup *lk, Datum key, char **name, char **kind)
+{
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+
+	if (!lk->valid)
 		return;
-	arg = CStringGetTextDatum(ev->entitlement_id);
-	if (SPI_execute_plan(map->entitlement_lookup, &arg, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-		ev->entitlement_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	SPI_freetuptable(SPI_tuptable);
+	rel = table_open(lk->relid, AccessShareLock);
+	idx = index_open(lk->indexid, AccessShareLock);
+	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   lk->collation, lk->eqproc, key);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, lk->name_att, &isnull);
+		Oid			out;
+		bool		isvarlena;
+
+		if (!isnull)
+		{
+			getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), lk->name_att - 1)->atttypid,
+							  &out, &isvarlena);
+			*name = OidOutputFunctionCall(out, d);
+		}
+		if (lk->kind_att > 0 && kind)
+		{
+			d = slot_getattr(slot, lk->kind_att, &isnull);
+			if (!isnull)
+			{
+				getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), lk->kind_att - 1)->atttypid,
+								  &out, &isvarlena);
+				*kind = OidOutputFunctionCall(out, d);
+			}
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
 }
 
 /* Account identity of an accounts-table row. */
@@ -656,18 +992,24 @@ IsEnabled(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 	return s != NULL && map->enabled_value != NULL && strcmp(s, map->enabled_value) == 0;
 }
 
-/* Output forms of the entitlement ids held in the grants column of tup. */
+/* The entitlement ids held in the grants column of tup, without repeats. */
 static List *
 GrantedIds(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 {
 	bool		isnull;
 	Datum		d = heap_getattr(tup, map->grants_column.attnum, desc, &isnull);
 	List	   *ids = NIL;
+	HeldId	   *h;
 
 	if (isnull)
 		return NIL;
 	if (!map->grants_is_array)
-		return list_make1(OidOutputFunctionCall(map->grants_column.typoutput, d));
+	{
+		h = palloc(sizeof(HeldId));
+		h->text = OidOutputFunctionCall(map->grants_column.typoutput, d);
+		h->value = d;
+		return list_make1(h);
+	}
 	{
 		ArrayType  *arr = DatumGetArrayTypeP(d);
 		Datum	   *elems;
@@ -675,7 +1017,7 @@ GrantedIds(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 		int			n;
 		int			i;
 
-		deconstruct_array(arr, ARR_ELEMTYPE(arr), map->grants_elem_len,
+		deconstruct_array(arr, map->grants_elem_type, map->grants_elem_len,
 						  map->grants_elem_byval, map->grants_elem_align,
 						  &elems, &nulls, &n);
 		for (i = 0; i < n; i++)
@@ -688,68 +1030,49 @@ GrantedIds(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 				continue;
 			s = OidOutputFunctionCall(map->grants_elem_output, elems[i]);
 			foreach(lc, ids)
-				if (strcmp(lfirst(lc), s) == 0)
+				if (strcmp(((HeldId *) lfirst(lc))->text, s) == 0)
 					dup = true;
-			if (!dup)
-				ids = lappend(ids, s);
+			if (dup)
+				continue;
+			h = palloc(sizeof(HeldId));
+			h->text = s;
+			h->value = elems[i];
+			ids = lappend(ids, h);
 		}
 	}
 	return ids;
 }
 
 static bool
-ListHasString(List *l, const char *s)
+HoldsId(List *l, const char *s)
 {
 	ListCell   *lc;
 
 	foreach(lc, l)
-		if (strcmp(lfirst(lc), s) == 0)
+		if (strcmp(((HeldId *) lfirst(lc))->text, s) == 0)
 			return true;
 	return false;
 }
 
 /* access.granted/revoked for each id in `ids` not in `minus`. */
 static void
-EmitColumnGrants(CaptureMap *map, EventRec *base, const char *type, List *ids, List *minus)
+EmitColumnGrants(CaptureCall *cc, EventRec *base, const char *type, List *ids, List *minus)
 {
 	ListCell   *lc;
 
 	foreach(lc, ids)
 	{
+		HeldId	   *h = lfirst(lc);
 		EventRec	ev = *base;
 
-		if (ListHasString(minus, lfirst(lc)))
+		if (HoldsId(minus, h->text))
 			continue;
 		ev.type = type;
-		ev.entitlement_id = lfirst(lc);
+		ev.entitlement_id = h->text;
 		ev.entitlement_name = NULL;
-		LookupEntitlement(map, &ev);
-		WriteEvent(map->app, &ev);
+		LookupName(&cc->map->entitlement_lookup, h->value, &ev.entitlement_name, NULL);
+		WriteEvent(cc, &ev);
 	}
-}
-
-/* Do two tuples differ in a mapped column (other than `skip`, an index or -1)? */
-static bool
-MappedColumnsDiffer(CaptureMap *map, HeapTuple a, HeapTuple b, TupleDesc desc, int skip)
-{
-	int			i;
-
-	for (i = 0; i < map->ncols; i++)
-	{
-		MappedCol  *c = &map->cols[i];
-		bool		an,
-					bn;
-		Datum		ad,
-					bd;
-
-		if (i == skip)
-			continue;
-		ad = heap_getattr(a, c->attnum, desc, &an);
-		bd = heap_getattr(b, c->attnum, desc, &bn);
-		if (an != bn || (!an && !datum_image_eq(ad, bd, c->typbyval, c->typlen)))
-			return true;
-	}
-	return false;
 }
 
 static bool
@@ -763,31 +1086,44 @@ ColumnDiffers(MappedCol *c, HeapTuple a, HeapTuple b, TupleDesc desc)
 	return an != bn || (!an && !datum_image_eq(ad, bd, c->typbyval, c->typlen));
 }
 
+/* Do two tuples differ in a mapped column (other than `skip`, an index or -1)? */
+static bool
+MappedColumnsDiffer(CaptureMap *map, HeapTuple a, HeapTuple b, TupleDesc desc, int skip)
+{
+	int			i;
+
+	for (i = 0; i < map->ncols; i++)
+		if (i != skip && ColumnDiffers(&map->cols[i], a, b, desc))
+			return true;
+	return false;
+}
+
 /* Events of a row of the accounts table; old or new may be NULL. */
 static void
-AccountEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
+AccountEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 {
+	CaptureMap *map = cc->map;
+	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
-	HeapTuple	cur = new ? new : old;
 
-	AccountFromRow(map, &ev, cur, desc);
+	AccountFromRow(map, &ev, new ? new : old, desc);
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
 
 	if (old == NULL)
 	{
 		ev.type = "account.created";
-		WriteEvent(map->app, &ev);
+		WriteEvent(cc, &ev);
 		if (map->has_grants_column)
-			EmitColumnGrants(map, &ev, "access.granted", GrantedIds(map, new, desc), NIL);
+			EmitColumnGrants(cc, &ev, "access.granted", GrantedIds(map, new, desc), NIL);
 	}
 	else if (new == NULL)
 	{
 		/* grants held in the row go with it, each with its own event first */
 		if (map->has_grants_column)
-			EmitColumnGrants(map, &ev, "access.revoked", GrantedIds(map, old, desc), NIL);
+			EmitColumnGrants(cc, &ev, "access.revoked", GrantedIds(map, old, desc), NIL);
 		ev.type = "account.deleted";
-		WriteEvent(map->app, &ev);
+		WriteEvent(cc, &ev);
 	}
 	else
 	{
@@ -797,28 +1133,30 @@ AccountEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 		if (was != is)
 		{
 			ev.type = is ? "account.enabled" : "account.disabled";
-			WriteEvent(map->app, &ev);
+			WriteEvent(cc, &ev);
 		}
 		if (MappedColumnsDiffer(map, old, new, desc, was != is ? map->purpose[P_STATUS] : -1))
 		{
 			ev.type = "account.updated";
-			WriteEvent(map->app, &ev);
+			WriteEvent(cc, &ev);
 		}
 		if (map->has_grants_column && ColumnDiffers(&map->grants_column, old, new, desc))
 		{
 			List	   *before = GrantedIds(map, old, desc);
 			List	   *after = GrantedIds(map, new, desc);
 
-			EmitColumnGrants(map, &ev, "access.revoked", before, after);
-			EmitColumnGrants(map, &ev, "access.granted", after, before);
+			EmitColumnGrants(cc, &ev, "access.revoked", before, after);
+			EmitColumnGrants(cc, &ev, "access.granted", after, before);
 		}
 	}
 }
 
 /* Events of a row of the entitlements table. */
 static void
-EntitlementEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
+EntitlementEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 {
+	CaptureMap *map = cc->map;
+	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
 	HeapTuple	cur = new ? new : old;
 
@@ -830,15 +1168,18 @@ EntitlementEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 	ev.entitlement_name = PurposeText(map, P_NAME, cur, desc);
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
-	WriteEvent(map->app, &ev);
+	WriteEvent(cc, &ev);
 }
 
 /* One access.* event for a row of the membership table. */
 static void
-MembershipEvent(CaptureMap *map, const char *type, HeapTuple tup, TupleDesc desc,
-				HeapTuple old, HeapTuple new)
+MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old, HeapTuple new)
 {
+	CaptureMap *map = cc->map;
+	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
+	bool		isnull;
+	Datum		key;
 
 	ev.type = type;
 	ev.account_id = PurposeText(map, P_ACCOUNT, tup, desc);
@@ -846,39 +1187,50 @@ MembershipEvent(CaptureMap *map, const char *type, HeapTuple tup, TupleDesc desc
 	ev.expires = PurposeText(map, P_EXPIRES, tup, desc);
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
-	LookupAccount(map, &ev);
-	LookupEntitlement(map, &ev);
-	WriteEvent(map->app, &ev);
+	key = PurposeValue(map, P_ACCOUNT, tup, desc, &isnull);
+	if (!isnull)
+		LookupName(&map->account_lookup, key, &ev.account_name, &ev.account_kind);
+	key = PurposeValue(map, P_ENTITLEMENT, tup, desc, &isnull);
+	if (!isnull)
+		LookupName(&map->entitlement_lookup, key, &ev.entitlement_name, NULL);
+	WriteEvent(cc, &ev);
 }
 
 /* Events of a row of the membership table. */
 static void
-GrantEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
+GrantEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 {
+	CaptureMap *map = cc->map;
+	TupleDesc	desc = cc->desc;
+
 	if (old == NULL)
-		MembershipEvent(map, "access.granted", new, desc, NULL, new);
+		MembershipEvent(cc, "access.granted", new, NULL, new);
 	else if (new == NULL)
-		MembershipEvent(map, "access.revoked", old, desc, old, NULL);
+		MembershipEvent(cc, "access.revoked", old, old, NULL);
 	else if ((map->purpose[P_ACCOUNT] >= 0 &&
 			  ColumnDiffers(&map->cols[map->purpose[P_ACCOUNT]], old, new, desc)) ||
 			 (map->purpose[P_ENTITLEMENT] >= 0 &&
 			  ColumnDiffers(&map->cols[map->purpose[P_ENTITLEMENT]], old, new, desc)))
 	{
 		/* the row moved: a revoke of the old pair, a grant of the new one */
-		MembershipEvent(map, "access.revoked", old, desc, old, NULL);
-		MembershipEvent(map, "access.granted", new, desc, NULL, new);
+		MembershipEvent(cc, "access.revoked", old, old, NULL);
+		MembershipEvent(cc, "access.granted", new, NULL, new);
 	}
 	else if (MappedColumnsDiffer(map, old, new, desc, -1))
 		/* a renewed or shortened grant: granted again with its new expiry */
-		MembershipEvent(map, "access.granted", new, desc, old, new);
+		MembershipEvent(cc, "access.granted", new, old, new);
 }
 
 /* Events of a row of the credentials table. */
 static void
-CredentialEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
+CredentialEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 {
+	CaptureMap *map = cc->map;
+	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
 	HeapTuple	cur = new ? new : old;
+	bool		isnull;
+	Datum		key;
 
 	if (old == NULL)
 		ev.type = "credential.created";
@@ -886,9 +1238,8 @@ CredentialEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 		ev.type = "credential.deleted";
 	else
 	{
-		int			rv = map->purpose[P_REVOKED];
-		bool		was_revoked = rv >= 0 && PurposeText(map, P_REVOKED, old, desc) != NULL;
-		bool		is_revoked = rv >= 0 && PurposeText(map, P_REVOKED, new, desc) != NULL;
+		bool		was_revoked = PurposeText(map, P_REVOKED, old, desc) != NULL;
+		bool		is_revoked = PurposeText(map, P_REVOKED, new, desc) != NULL;
 
 		if (!was_revoked && is_revoked)
 			ev.type = "credential.revoked";
@@ -902,26 +1253,28 @@ CredentialEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
 	ev.expires = PurposeText(map, P_EXPIRES, cur, desc);
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
-	LookupAccount(map, &ev);
-	WriteEvent(map->app, &ev);
+	key = PurposeValue(map, P_ACCOUNT, cur, desc, &isnull);
+	if (!isnull)
+		LookupName(&map->account_lookup, key, &ev.account_name, &ev.account_kind);
+	WriteEvent(cc, &ev);
 }
 
 static void
-RowEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
+RowEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 {
-	switch (map->role)
+	switch (cc->map->role)
 	{
 		case MAP_ACCOUNTS:
-			AccountEvents(map, old, new, desc);
+			AccountEvents(cc, old, new);
 			break;
 		case MAP_ENTITLEMENTS:
-			EntitlementEvents(map, old, new, desc);
+			EntitlementEvents(cc, old, new);
 			break;
 		case MAP_GRANTS:
-			GrantEvents(map, old, new, desc);
+			GrantEvents(cc, old, new);
 			break;
 		case MAP_CREDENTIALS:
-			CredentialEvents(map, old, new, desc);
+			CredentialEvents(cc, old, new);
 			break;
 	}
 }
@@ -932,7 +1285,7 @@ RowEvents(CaptureMap *map, HeapTuple old, HeapTuple new, TupleDesc desc)
  * is emptied.
  */
 static void
-TruncateEvents(Relation rel, const char *app, const char *role)
+TruncateEvents(Relation rel, const char *app, const char *role, char *origin)
 {
 	List	   *relids = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
 	ListCell   *lc;
@@ -943,26 +1296,27 @@ TruncateEvents(Relation rel, const char *app, const char *role)
 	foreach(lc, relids)
 	{
 		Relation	leaf = table_open(lfirst_oid(lc), AccessShareLock);
-		CaptureMap *map;
+		CaptureCall cc;
 		TableScanDesc scan;
 		TupleTableSlot *slot;
-		HeapTuple	tup;
 
 		if (leaf->rd_rel->relkind != RELKIND_RELATION)
 		{
 			table_close(leaf, AccessShareLock);
 			continue;
 		}
-		map = GetMap(leaf, app, role);
+		cc.map = GetMap(leaf, app, role);
+		cc.desc = RelationGetDescr(leaf);
+		cc.origin = origin;
 		slot = table_slot_create(leaf, NULL);
 		scan = table_beginscan(leaf, GetActiveSnapshot(), 0, NULL);
 		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
 			MemoryContext old = MemoryContextSwitchTo(rowcxt);
 			bool		shouldfree;
+			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
 
-			tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
-			RowEvents(map, tup, NULL, RelationGetDescr(leaf));
+			RowEvents(&cc, tup, NULL);
 			if (shouldfree)
 				heap_freetuple(tup);
 			MemoryContextSwitchTo(old);
@@ -972,6 +1326,7 @@ TruncateEvents(Relation rel, const char *app, const char *role)
 		ExecDropSingleTupleTableSlot(slot);
 		table_close(leaf, AccessShareLock);
 	}
+	MemoryContextDelete(rowcxt);
 }
 
 /*
@@ -984,11 +1339,8 @@ connector_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Trigger    *trig;
-	TupleDesc	desc;
-	CaptureMap *map;
 	TriggerEvent ev;
-	Oid			save_userid;
-	int			save_sec;
+	CaptureCall cc;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -1001,41 +1353,26 @@ connector_capture(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("connector.capture() needs two arguments: application and role")));
 
-	/*
-	 * The outbox is writable by the extension's owner only: write it, and
-	 * read the mapping, as that owner, in a restricted security context.  All
-	 * SQL run here is schema-qualified, so the caller's search_path cannot
-	 * redirect it.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	capture_user = save_userid;
-	SetUserIdAndSecContext(OutboxOwner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "connector capture: SPI_connect failed");
-
+	capture_user = GetUserId();
 	if (TRIGGER_FIRED_BY_TRUNCATE(ev))
-		TruncateEvents(td->tg_relation, trig->tgargs[0], trig->tgargs[1]);
-	else
 	{
-		if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_ROW(ev))
-			ereport(ERROR,
-					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-					 errmsg("connector.capture() must fire AFTER ... FOR EACH ROW")));
-		map = GetMap(td->tg_relation, trig->tgargs[0], trig->tgargs[1]);
-		desc = RelationGetDescr(td->tg_relation);
-		if (TRIGGER_FIRED_BY_INSERT(ev))
-			RowEvents(map, NULL, td->tg_trigtuple, desc);
-		else if (TRIGGER_FIRED_BY_DELETE(ev))
-			RowEvents(map, td->tg_trigtuple, NULL, desc);
-		else if (TRIGGER_FIRED_BY_UPDATE(ev))
-			RowEvents(map, td->tg_trigtuple, td->tg_newtuple, desc);
+		TruncateEvents(td->tg_relation, trig->tgargs[0], trig->tgargs[1], RenderOrigin());
+		return PointerGetDatum(NULL);
 	}
+	if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_ROW(ev))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("connector.capture() must fire AFTER ... FOR EACH ROW")));
 
-	SPI_finish();
-	/* on error, transaction abort restores the user */
-	SetUserIdAndSecContext(save_userid, save_sec);
+	cc.map = GetMap(td->tg_relation, trig->tgargs[0], trig->tgargs[1]);
+	cc.desc = RelationGetDescr(td->tg_relation);
+	cc.origin = RenderOrigin();
+	if (TRIGGER_FIRED_BY_INSERT(ev))
+		RowEvents(&cc, NULL, td->tg_trigtuple);
+	else if (TRIGGER_FIRED_BY_DELETE(ev))
+		RowEvents(&cc, td->tg_trigtuple, NULL);
+	else if (TRIGGER_FIRED_BY_UPDATE(ev))
+		RowEvents(&cc, td->tg_trigtuple, td->tg_newtuple);
 	return PointerGetDatum(NULL);
 }
 
@@ -1048,7 +1385,6 @@ Datum
 connector_emit(PG_FUNCTION_ARGS)
 {
 	EventRec	ev = {0};
-	char	   *app;
 
 	if (!superuser())
 		ereport(ERROR,
@@ -1056,15 +1392,22 @@ connector_emit(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for function _emit")));
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		elog(ERROR, "_emit: app and type are required");
-	app = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	ev.type = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!PG_ARGISNULL(2))
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "connector: SPI_connect failed");
-	WriteEvent(app, &ev);
-	SPI_finish();
+	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), RenderOrigin(), &ev);
+	PG_RETURN_VOID();
+}
+
+/*
+ * connector._flush(): write the buffered events now, so a reader in the same
+ * transaction (changes(), sealing) sees them.
+ */
+Datum
+connector_flush(PG_FUNCTION_ARGS)
+{
+	FlushChunks();
 	PG_RETURN_VOID();
 }
 

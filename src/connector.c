@@ -131,6 +131,7 @@ _PG_init(void)
 
 	ConnectorOriginInit();
 	ConnectorCaptureInit();
+	ConnectorDispatcherInit();
 
 	if (!connector_preloaded)
 		ereport(NOTICE,

@@ -13,6 +13,8 @@
 
 #include "postgres.h"
 
+#include "nodes/pg_list.h"
+
 #define CONNECTOR_VERSION "0.1"
 
 /* in connector.c */
@@ -43,5 +45,47 @@ extern const ConnectorOrigin *ConnectorCurrentOrigin(void);
 
 /* in capture.c */
 extern void ConnectorCaptureInit(void);
+
+/* in sign.c */
+struct StringInfoData;
+extern void ConnectorAppendSignature(struct StringInfoData *buf, const char *msgid,
+									 int64 timestamp, const char *body, size_t bodylen,
+									 const unsigned char *key, size_t keylen);
+
+/* in dispatcher.c */
+extern void ConnectorDispatcherInit(void);
+extern void ConnectorNoteEventsWritten(void);
+extern PGDLLEXPORT void ConnectorLauncherMain(Datum arg);
+extern PGDLLEXPORT void ConnectorWorkerMain(Datum arg);
+
+/* in http.c */
+typedef struct HttpRequest
+{
+	/* set by the caller */
+	char	   *url;
+	char	   *body;
+	size_t		bodylen;
+	struct curl_slist *headers;
+	long		timeout_ms;
+	void	   *owner;			/* caller's bookkeeping */
+	/* set when done */
+	long		status;			/* HTTP status, 0 when none was received */
+	char		error[256];		/* empty on success */
+	long		retry_after_ms; /* from Retry-After, 0 when absent */
+	/* private */
+	void	   *easy;
+	size_t		received;
+} HttpRequest;
+
+extern void HttpInit(void);
+extern void HttpStart(HttpRequest *req);
+extern int	HttpInFlight(void);
+extern List *HttpWait(long timeout_ms);
+extern struct curl_slist *HttpAddHeader(struct curl_slist *list, const char *name,
+										const char *value);
+extern void HttpFreeHeaders(struct curl_slist *list);
+
+/* in webhook_json.c */
+extern struct curl_slist *WebhookExtraHeaders(struct curl_slist *list, const char *json);
 
 #endif							/* CONNECTOR_H */

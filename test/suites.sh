@@ -24,5 +24,5 @@ if [ -n "$specs" ]; then
 fi
 
 # The webhook receiver's self-test: Standard Webhooks verification, faults, TLS.
-python3 test/receiver/test_receiver.py || status=1
+timeout 300 python3 test/receiver/test_receiver.py || status=1
 exit $status

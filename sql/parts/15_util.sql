@@ -83,3 +83,11 @@ BEGIN
 	END IF;
 END
 $$;
+
+-- A connector.* setting in its base unit (ms, s or a plain number):
+-- current_setting() would format it with a unit ('1s', '7d').
+CREATE FUNCTION @extschema@._setting(name text) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT s.setting::bigint FROM pg_catalog.pg_settings s WHERE s.name = _setting.name
+$$;

@@ -6,27 +6,18 @@
 -- by changes() is never followed by a lower one (a bigserial assigned at
 -- insert would be: transactions commit in another order than they insert).
 CREATE TABLE @extschema@.outbox (
-	position		bigint,
+	position		bigint,				-- of the row's first event; NULL until sealed
 	txid			xid8 NOT NULL,
-	seq				int NOT NULL,
+	seq				int NOT NULL,		-- the first event's number in its transaction
+	n				int NOT NULL,		-- events in this row
 	app				text NOT NULL,
-	type			text NOT NULL,
 	occurred_at		timestamptz NOT NULL,
-	account			text,
-	account_name	text,
-	account_kind	text,
-	entitlement		text,
-	entitlement_name text,
-	credential		text,
-	before			jsonb,
-	after			jsonb,
-	expires_at		timestamptz,
-	origin			jsonb NOT NULL
+	origin			text NOT NULL,		-- JSON, shared by the row's events
+	events			text NOT NULL		-- JSON array of the events, rendered by the trigger
 );
 CREATE UNIQUE INDEX outbox_position ON @extschema@.outbox (position);
-CREATE INDEX outbox_unsealed ON @extschema@.outbox (txid, seq) WHERE position IS NULL;
 COMMENT ON TABLE @extschema@.outbox IS
-	'Captured events; written only by the capture trigger, removed only by retention.';
+	'Captured events, up to 1000 per row; written only by the capture trigger, removed only by retention.';
 
 -- The sealer's state: the last position handed out and the highest removed.
 CREATE TABLE @extschema@.seal_state (
@@ -57,7 +48,6 @@ DECLARE
 	s jsonb := m->p_role;
 	a jsonb := m->'accounts';
 	e jsonb := m->'entitlements';
-	rel oid;
 	c text;
 	typ regtype;
 BEGIN
@@ -93,20 +83,14 @@ BEGIN
 	END IF;
 	RETURN QUERY SELECT 'col:attr', x FROM jsonb_array_elements_text(COALESCE(s->'attributes', '[]')) x;
 
-	-- Lookups run as the extension owner: everything in them is qualified.
+	-- Where the trigger finds account and entitlement names (by the id's unique index).
 	IF p_role IN ('grants', 'credentials') THEN
-		rel := (a->>'relid')::oid;
-		RETURN QUERY VALUES ('lookup_account', format(
-			'SELECT t.%I::pg_catalog.text, %s FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) $1::%s',
-			a->>'name',
-			CASE WHEN a ? 'kind' THEN format('t.%I::pg_catalog.text', a->>'kind') ELSE 'NULL::pg_catalog.text' END,
-			rel::regclass, a->>'id', @extschema@._coltype(rel, a->>'id')));
+		RETURN QUERY VALUES ('account_table', a->>'relid'), ('account_id', a->>'id'),
+			('account_name', a->>'name'), ('account_kind', a->>'kind');
 	END IF;
 	IF e IS NOT NULL AND (p_role = 'grants' OR (p_role = 'accounts' AND m->'grants' ? 'column')) THEN
-		rel := (e->>'relid')::oid;
-		RETURN QUERY VALUES ('lookup_entitlement', format(
-			'SELECT t.%I::pg_catalog.text FROM %s t WHERE t.%I OPERATOR(pg_catalog.=) $1::%s',
-			e->>'name', rel::regclass, e->>'id', @extschema@._coltype(rel, e->>'id')));
+		RETURN QUERY VALUES ('entitlement_table', e->>'relid'), ('entitlement_id', e->>'id'),
+			('entitlement_name', e->>'name');
 	END IF;
 END
 $$;
@@ -159,58 +143,75 @@ BEGIN
 END
 $$;
 
--- Give positions to the events of committed transactions, in (txid, seq)
--- order, after every position given before.  Serialized by a row lock on
--- seal_state held to commit, so a later sealing always gets higher positions
--- and sees what earlier ones sealed.
+CREATE FUNCTION @extschema@._flush() RETURNS void
+AS 'MODULE_PATHNAME', 'connector_flush'
+LANGUAGE C;
+COMMENT ON FUNCTION @extschema@._flush() IS
+	'Write the events this (sub)transaction has buffered, so readers in it see them.';
+
+-- Give positions to the events of committed transactions (and of the
+-- caller's own), in (txid, seq) order, after every position given before.
+-- Serialized by a row lock on seal_state held to commit, so a later sealing
+-- always gets higher positions and sees what earlier ones sealed.
 CREATE FUNCTION @extschema@._seal() RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n bigint;
 BEGIN
+	PERFORM @extschema@._flush();
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.outbox o WHERE o.position IS NULL) THEN
 		RETURN 0;
 	END IF;
 	PERFORM 1 FROM @extschema@.seal_state FOR UPDATE;
 	-- one statement, one snapshot: the rows numbered are the rows counted
 	WITH todo AS (
-		SELECT o.ctid AS c, row_number() OVER (ORDER BY o.txid, o.seq) AS rn
+		SELECT o.ctid AS c, sum(o.n) OVER (ORDER BY o.txid, o.seq) - o.n AS before
 		  FROM @extschema@.outbox o WHERE o.position IS NULL
 	), done AS (
-		UPDATE @extschema@.outbox o SET position = s.last_position + t.rn
+		UPDATE @extschema@.outbox o SET position = s.last_position + t.before + 1
 		  FROM todo t, @extschema@.seal_state s
 		 WHERE o.ctid = t.c
-		RETURNING 1
+		RETURNING o.n
 	)
-	UPDATE @extschema@.seal_state SET last_position = last_position + (SELECT count(*) FROM done)
-	RETURNING (SELECT count(*) FROM done) INTO n;
+	UPDATE @extschema@.seal_state SET last_position = last_position + (SELECT sum(d.n) FROM done d)
+	RETURNING (SELECT sum(d.n) FROM done d) INTO n;
 	RETURN n;
 END
 $$;
 
--- The event JSON of spec section 6 for one outbox row.
-CREATE FUNCTION @extschema@._event(o @extschema@.outbox) RETURNS jsonb
+-- The event JSON of spec section 6 for event i (from 1) of an outbox row.
+CREATE FUNCTION @extschema@._event(o @extschema@.outbox, ev jsonb, i bigint) RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT jsonb_build_object(
-		'id', 'evt_' || o.txid::text || '_' || o.seq,
-		'type', o.type,
-		'timestamp', to_char(o.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-		'data', jsonb_build_object(
-			'app', o.app,
-			'position', o.position,
-			'txid', o.txid::text,
-			'before', o.before,
-			'after', o.after,
-			'expires_at', o.expires_at,
-			'origin', o.origin)
-		|| CASE WHEN o.account IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('account',
-				jsonb_build_object('id', o.account, 'name', o.account_name, 'kind', o.account_kind)) END
-		|| CASE WHEN o.entitlement IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('entitlement',
-				jsonb_build_object('id', o.entitlement, 'name', o.entitlement_name)) END
-		|| CASE WHEN o.credential IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('credential',
-				jsonb_build_object('id', o.credential)) END)
+		'id', 'evt_' || o.txid::text || '_' || (o.seq + i - 1),
+		'type', ev->'type',
+		'timestamp', ev->'timestamp',
+		'data', (ev - 'type' - 'timestamp' - 'expires_at')
+				|| jsonb_build_object(
+					'app', o.app,
+					'position', o.position + i - 1,
+					'txid', o.txid::text,
+					'expires_at', to_jsonb((ev->>'expires_at')::timestamptz),
+					'origin', o.origin::jsonb))
+$$;
+
+-- Sealed events of an application after a position, in position order,
+-- optionally of some types only.  Rows hold up to 1000 events, so the row
+-- holding position after + 1 starts at most 999 positions earlier.
+CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, type text, event jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT o.position + e.i - 1, e.ev->>'type', @extschema@._event(o, e.ev, e.i)
+	  FROM @extschema@.outbox o
+	 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
+	 WHERE o.position > after - 1000 AND o.app = p_app
+	   AND o.position + e.i - 1 > after
+	   AND (types IS NULL OR e.ev->>'type' = ANY (types))
+	 ORDER BY o.position, e.i
+	 LIMIT lim
 $$;
 
 CREATE FUNCTION @extschema@.changes(app text, after bigint DEFAULT 0, "limit" int DEFAULT 1000)
@@ -223,6 +224,11 @@ BEGIN
 	PERFORM @extschema@._mapping(app);
 	PERFORM @extschema@._require(changes.after, 'after');
 	PERFORM @extschema@._check_limit("limit");
+	IF changes.after < 0 THEN
+		RAISE EXCEPTION 'position % is out of range', changes.after
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Positions start at 1; pass 0 to read from the start.';
+	END IF;
 	PERFORM @extschema@._seal();
 	SELECT s.purged_through INTO purged FROM @extschema@.seal_state s;
 	IF changes.after < purged THEN
@@ -231,12 +237,8 @@ BEGIN
 				  DETAIL = format('Events up to position %s have been removed by retention.', purged),
 				  HINT = 'Reconcile the application, then read changes from the current position.';
 	END IF;
-	RETURN QUERY
-		SELECT o.position, @extschema@._event(o)
-		  FROM @extschema@.outbox o
-		 WHERE o.position > changes.after AND o.app = changes.app
-		 ORDER BY o.position
-		 LIMIT "limit";
+	RETURN QUERY SELECT e.position, e.event
+				   FROM @extschema@._events(changes.app, changes.after, "limit") e;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.changes(text, bigint, int) IS
@@ -246,7 +248,8 @@ COMMENT ON FUNCTION @extschema@.changes(text, bigint, int) IS
 -- every endpoint of their application has delivered (the endpoint table is
 -- created later in the script, by 60_endpoints.sql), and as many expired
 -- dead letters.  Bounded batches keep locks short; call again while it
--- returns max_rows (the count of events removed).
+-- removes anything (it returns the count of events removed; an outbox row
+-- holds up to 1000 events, max_rows counts rows).
 CREATE FUNCTION @extschema@.purge_events(max_rows int DEFAULT 10000) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -262,15 +265,15 @@ BEGIN
 		SELECT o.ctid AS c FROM @extschema@.outbox o
 		 WHERE o.position IS NOT NULL
 		   AND o.occurred_at < cutoff
-		   AND o.position <= coalesce((SELECT min(e.cursor) FROM @extschema@.endpoint e
-										WHERE e.app = o.app), o.position)
+		   AND o.position + o.n - 1 <= coalesce((SELECT min(e.cursor) FROM @extschema@.endpoint e
+												  WHERE e.app = o.app), o.position + o.n - 1)
 		 ORDER BY o.position
 		 LIMIT max_rows
 	), gone AS (
 		DELETE FROM @extschema@.outbox o USING victims v WHERE o.ctid = v.c
-		RETURNING o.position
+		RETURNING o.position + o.n - 1 AS last, o.n
 	)
-	SELECT count(*), max(position) INTO n, top FROM gone;
+	SELECT coalesce(sum(g.n), 0), max(g.last) INTO n, top FROM gone g;
 	IF top IS NOT NULL THEN
 		UPDATE @extschema@.seal_state SET purged_through = greatest(purged_through, top);
 	END IF;

@@ -594,7 +594,7 @@ SELECT e.app,
 	   e.disabled_reason,
 	   e.cursor,
 	   coalesce(p.n, 0) AS pending_events,
-	   now() - p.oldest AS oldest_pending_age,
+	   CASE WHEN p.n > 0 THEN now() - p.oldest END AS oldest_pending_age,
 	   e.last_success,
 	   e.last_error,
 	   e.last_status,
@@ -609,10 +609,15 @@ SELECT e.app,
 		 WHERE s.endpoint_id = e.id AND s.previous_until > now()) AS rotation_ends
   FROM @extschema@.endpoint e
   LEFT JOIN LATERAL (
-	SELECT count(*) AS n, (array_agg(o.occurred_at ORDER BY o.position))[1] AS oldest
+	-- outbox rows hold up to 1000 events: the first row past the cursor may
+	-- start before it; with a types filter the events themselves are counted
+	SELECT CASE WHEN e.types IS NULL
+				THEN sum(least(o.n, o.position + o.n - 1 - e.cursor))
+				ELSE (SELECT count(*) FROM @extschema@._events(e.app, e.cursor, NULL, e.types))
+		   END AS n,
+		   min(o.occurred_at) AS oldest
 	  FROM @extschema@.outbox o
-	 WHERE o.app = e.app AND o.position > e.cursor
-	   AND (e.types IS NULL OR o.type = ANY (e.types))
+	 WHERE o.app = e.app AND o.position > e.cursor - 1000 AND o.position + o.n - 1 > e.cursor
   ) p ON true;
 COMMENT ON VIEW @extschema@.status IS
 	'One row per webhook endpoint: delivery state, backlog and counters; never a secret.';

@@ -311,17 +311,19 @@ def parse_args(argv):
 def main(argv=None):
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
     server = Server(cfg)
-    # the first line of output is the port, for scripts that asked for port 0
-    print(server.server_address[1], flush=True)
-    if cfg.pidfile:
-        with open(cfg.pidfile, "w") as f:
-            f.write("%d\n" % os.getpid())
 
     def stop(signum, frame):
         server.stopping.set()
 
+    # ready for signals and with its pidfile before it says its port, so a
+    # caller that read the port can stop it at once
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if cfg.pidfile:
+        with open(cfg.pidfile, "w") as f:
+            f.write("%d\n" % os.getpid())
+    # the first line of output is the port, for scripts that asked for port 0
+    print(server.server_address[1], flush=True)
     loop = threading.Thread(target=server.serve_forever, daemon=True)
     loop.start()
     while not server.stopping.wait(0.2):

@@ -262,13 +262,14 @@ class Faults(unittest.TestCase):
 
     def test_sigterm_and_pidfile(self):
         r = Receiver()
-        with open(r.pidfile) as f:
-            self.assertEqual(int(f.read()), r.proc.pid)
-        pidfile = r.pidfile
-        r.proc.send_signal(signal.SIGTERM)
-        self.assertEqual(r.proc.wait(10), 0)
-        self.assertFalse(os.path.exists(pidfile))
-        r.stop()
+        try:
+            with open(r.pidfile) as f:
+                self.assertEqual(int(f.read()), r.proc.pid)
+            r.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(r.proc.wait(10), 0)
+            self.assertFalse(os.path.exists(r.pidfile))
+        finally:
+            r.stop()
 
 
 @unittest.skipUnless(shutil.which("openssl"), "openssl CLI not installed")

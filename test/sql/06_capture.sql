@@ -50,8 +50,8 @@ SELECT is(pg_temp.types(:p), ARRAY['account.enabled', 'account.updated'], 'enabl
 SELECT pg_temp.last_pos() AS p \gset
 UPDATE "Crm App".users SET password_hash = 'new' WHERE id = 2;
 SELECT is(pg_temp.types(:p), '{}', 'an update of unmapped columns only: no event');
-SELECT ok(NOT EXISTS (SELECT 1 FROM connector.outbox WHERE before::text LIKE '%password%' OR after::text LIKE '%password%'
-					  OR before::text LIKE '%key_hash%' OR after::text LIKE '%key_hash%'),
+SELECT ok(NOT EXISTS (SELECT 1 FROM connector.outbox WHERE events LIKE '%password%'
+					  OR events LIKE '%key_hash%' OR events LIKE '%h1%'),
 		  'unmapped columns are never read into events');
 SELECT pg_temp.last_pos() AS p \gset
 INSERT INTO "Crm App".users (id, login, email, "Department Name") VALUES (20, 'dave "the \ quoter" ''ü''', 'd@example.com', repeat('x', 10000));

@@ -4,7 +4,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(54);
+SELECT plan(56);
 
 -- The test vector secret of Standard Webhooks (24 bytes) and a 32-byte one.
 \set s1 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
@@ -135,13 +135,17 @@ SELECT is(connector.purge_events(), 1::bigint, 'purge removes old events up to t
 SELECT is((SELECT min(position) FROM connector.outbox), 2::bigint, 'undelivered events stay');
 SELECT is((SELECT count(*) FROM connector.dead_letter), 0::bigint, 'expired dead letters are removed');
 UPDATE connector.endpoint SET cursor = 3 WHERE app = 'crm';
-SELECT is(connector.purge_events(1), 1::bigint, 'in bounded batches');
+SELECT count(*) AS outbox_rows FROM connector.outbox \gset
+SELECT ok(connector.purge_events(1) > 0, 'purge removes more');
+SELECT is((SELECT count(*) FROM connector.outbox), (:outbox_rows - 1)::bigint,
+		  'in bounded batches: max_rows counts outbox rows');
 SELECT lives_ok($$SELECT connector.remove_endpoint('crm', 'hook')$$, 'remove_endpoint');
 SELECT is((SELECT count(*) FROM connector.endpoint_secret s WHERE NOT EXISTS (SELECT 1 FROM connector.endpoint e WHERE e.id = s.endpoint_id)),
 		  0::bigint, 'its secret went with it');
 SELECT connector.unregister_app('crm');
 SELECT is((SELECT count(*) FROM connector.endpoint), 0::bigint, 'unregister_app removes the endpoints');
-SELECT is(connector.purge_events(), 2::bigint, 'without endpoints every old event goes');
+SELECT ok(connector.purge_events() > 0, 'purge goes on');
+SELECT is((SELECT count(*) FROM connector.outbox), 0::bigint, 'without endpoints every old event goes');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,0 +1,178 @@
+-- The dispatcher's side of the database (src/dispatcher.c): what to send
+-- next, how an answer changes an endpoint, and periodic maintenance.
+-- Internal: called by the worker, which runs as the bootstrap superuser.
+
+CREATE FUNCTION @extschema@._sign(msgid text, ts bigint, body text, key bytea) RETURNS text
+AS 'MODULE_PATHNAME', 'connector_sign'
+LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION @extschema@._sign(text, bigint, text, bytea) IS
+	'Standard Webhooks signature ("v1,<base64>") of one message for one key.';
+
+-- The body of a pending message: the event JSON, or a batch envelope.  It
+-- depends only on the sealed events in the message's range, so a retry, even
+-- after a crash, sends the same bytes.
+CREATE FUNCTION @extschema@._message_body(e @extschema@.endpoint, p @extschema@.pending)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE WHEN e.batch_size = 1 THEN min(x.event::text)
+		   ELSE jsonb_build_object(
+					'id', p.message_id,
+					'type', 'event.batch',
+					'timestamp', max(x.event->>'timestamp'),
+					'data', jsonb_build_object('events', jsonb_agg(x.event ORDER BY x.position)))::text
+		   END
+	  FROM @extschema@._events(e.app, p.first_position - 1, e.batch_size, e.types) x
+	 WHERE x.position <= p.last_position
+$$;
+
+-- Pick the next messages of every active endpoint the worker is not busy
+-- with: pending messages first (fixed composition), then new ones cut from
+-- the sealed events after the endpoint's cursor.  An ordered endpoint
+-- whose first message waits for a retry gives nothing.  An endpoint with
+-- nothing pending and nothing to send moves its cursor to the end of the
+-- stream, past events its types filter leaves out, so retention can go on.
+CREATE FUNCTION @extschema@._dispatch_next(busy int[], per_endpoint int)
+RETURNS TABLE (endpoint_id int, ordered boolean, url text, headers jsonb, timeout_ms int,
+			   message_id text, first_position bigint, body text, keys bytea[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e @extschema@.endpoint;
+	head timestamptz;
+	start bigint;
+	room int;
+BEGIN
+	FOR e IN SELECT * FROM @extschema@.endpoint x
+			  WHERE x.state = 'active' AND NOT x.id = ANY (busy) ORDER BY x.id LOOP
+		SELECT p.next_attempt INTO head FROM @extschema@.pending p
+		 WHERE p.endpoint_id = e.id ORDER BY p.first_position LIMIT 1;
+		IF e.ordered AND head > now() THEN
+			CONTINUE;
+		END IF;
+
+		SELECT per_endpoint - count(*), greatest(e.cursor, max(p.last_position))
+		  INTO room, start
+		  FROM @extschema@.pending p WHERE p.endpoint_id = e.id;
+		IF room > 0 THEN
+			INSERT INTO @extschema@.pending (endpoint_id, first_position, last_position, message_id)
+			SELECT e.id, min(s.position), max(s.position),
+				   CASE WHEN e.batch_size = 1 THEN min(s.event->>'id')
+						ELSE format('batch_%s_%s_%s', e.id, min(s.position), max(s.position)) END
+			  FROM (SELECT x.position, x.event,
+						   (row_number() OVER (ORDER BY x.position) - 1) / e.batch_size AS grp
+					  FROM @extschema@._events(e.app, start, room::bigint * e.batch_size, e.types) x) s
+			 GROUP BY s.grp;
+			IF NOT FOUND AND head IS NULL THEN
+				-- one statement, one snapshot: no event may slip in between
+				UPDATE @extschema@.endpoint x
+				   SET cursor = greatest(x.cursor, s.last_position)
+				  FROM @extschema@.seal_state s
+				 WHERE x.id = e.id
+				   AND NOT EXISTS (SELECT 1 FROM @extschema@._events(e.app, start, 1, e.types));
+				CONTINUE;
+			END IF;
+		END IF;
+
+		RETURN QUERY
+			SELECT e.id, e.ordered, e.url, e.headers, e.timeout_ms, p.message_id, p.first_position,
+				   @extschema@._message_body(e, p), @extschema@._endpoint_signing_keys(e.id)
+			  FROM @extschema@.pending p
+			 WHERE p.endpoint_id = e.id AND (e.ordered OR p.next_attempt <= now())
+			 ORDER BY p.first_position
+			 LIMIT per_endpoint;
+	END LOOP;
+END
+$$;
+
+-- Apply the answer to one message (status 0: no HTTP answer; error says why).
+--   2xx: delivered, the cursor moves on.
+--   410: the endpoint is disabled until enable_endpoint().
+--   other 4xx but 408 and 429: retried, dead-lettered after connector.max_attempts.
+--   anything else (3xx, 408, 429, 5xx, timeouts, network errors): retried
+--   with exponential backoff and jitter, honouring Retry-After, for ever.
+CREATE FUNCTION @extschema@._dispatch_result(p_endpoint int, p_first bigint, p_status int,
+											 p_error text, p_retry_after_ms bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e @extschema@.endpoint;
+	p @extschema@.pending;
+	n bigint;
+	failures int;
+	delay_ms double precision;
+	err text := CASE WHEN p_status > 0 THEN format('HTTP %s', p_status) ELSE p_error END;
+BEGIN
+	SELECT * INTO e FROM @extschema@.endpoint x WHERE x.id = p_endpoint FOR UPDATE;
+	SELECT * INTO p FROM @extschema@.pending x
+	 WHERE x.endpoint_id = p_endpoint AND x.first_position = p_first FOR UPDATE;
+	IF NOT FOUND OR e.id IS NULL THEN
+		RETURN;					-- removed or redelivered meanwhile
+	END IF;
+	SELECT count(*) INTO n FROM @extschema@._events(e.app, p.first_position - 1, e.batch_size, e.types) x
+	 WHERE x.position <= p.last_position;
+
+	IF p_status BETWEEN 200 AND 299
+	   OR (p_status BETWEEN 400 AND 499 AND p_status NOT IN (408, 410, 429)
+		   AND p.attempts + 1 >= @extschema@._setting('connector.max_attempts')) THEN
+		DELETE FROM @extschema@.pending x
+		 WHERE x.endpoint_id = p_endpoint AND x.first_position = p_first;
+		IF p_status BETWEEN 200 AND 299 THEN
+			UPDATE @extschema@.endpoint x
+			   SET delivered = x.delivered + n, last_success = now(), last_status = p_status,
+				   last_error = NULL, consecutive_failures = 0, next_attempt = NULL
+			 WHERE x.id = p_endpoint;
+		ELSE
+			INSERT INTO @extschema@.dead_letter (endpoint_id, message_id, first_position,
+												 last_position, attempts, last_status, last_error)
+			VALUES (p_endpoint, p.message_id, p.first_position, p.last_position, p.attempts + 1,
+					p_status, err);
+			UPDATE @extschema@.endpoint x
+			   SET dead_lettered = x.dead_lettered + n, last_status = p_status, last_error = err,
+				   consecutive_failures = 0, next_attempt = NULL
+			 WHERE x.id = p_endpoint;
+		END IF;
+		-- the cursor is the end of what is done: before the first message still pending
+		UPDATE @extschema@.endpoint x
+		   SET cursor = greatest(x.cursor,
+								 COALESCE((SELECT min(q.first_position) - 1 FROM @extschema@.pending q
+										    WHERE q.endpoint_id = p_endpoint),
+										  p.last_position))
+		 WHERE x.id = p_endpoint;
+		RETURN;
+	END IF;
+
+	IF p_status = 410 THEN
+		UPDATE @extschema@.endpoint x
+		   SET state = 'disabled', disabled_reason = 'the endpoint answered 410 Gone',
+			   last_status = p_status, last_error = err, next_attempt = NULL
+		 WHERE x.id = p_endpoint;
+		RETURN;
+	END IF;
+
+	failures := e.consecutive_failures + 1;
+	delay_ms := least(@extschema@._setting('connector.retry_max')::double precision,
+					  @extschema@._setting('connector.retry_base')::double precision
+					  * power(2, least(failures - 1, 30)));
+	delay_ms := delay_ms / 2 + random() * delay_ms / 2;		-- jitter
+	delay_ms := greatest(delay_ms, p_retry_after_ms);
+	UPDATE @extschema@.pending x
+	   SET attempts = x.attempts + 1, last_status = NULLIF(p_status, 0), last_error = err,
+		   next_attempt = clock_timestamp() + make_interval(secs => delay_ms / 1000)
+	 WHERE x.endpoint_id = p_endpoint AND x.first_position = p_first;
+	UPDATE @extschema@.endpoint x
+	   SET consecutive_failures = failures, last_status = NULLIF(p_status, 0), last_error = err,
+		   next_attempt = clock_timestamp() + make_interval(secs => delay_ms / 1000)
+	 WHERE x.id = p_endpoint;
+END
+$$;
+
+-- Periodic work of the worker: retention in a bounded batch.
+CREATE FUNCTION @extschema@._dispatch_maintain() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM @extschema@.purge_events(10000);
+END
+$$;

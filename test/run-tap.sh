@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run the PostgreSQL::Test::Cluster suites (test/t/*.pl) as the postgres user:
+# PostgreSQL refuses to run as root, so the tests run from a copy that user owns.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bindir=$(pg_config --bindir)
+perl_lib="$(dirname "$(pg_config --pgxs)")/../test/perl"
+work=$(mktemp -d /tmp/connector-tap.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cp -r test "$work/"
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+	chown -R postgres: "$work"
+	as_user=(runuser -u postgres --)
+fi
+cd "$work"
+"${as_user[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS=/bin/false \
+	prove -I "$perl_lib" -I test/t ${PROVE_FLAGS:-} "${@:-test/t/}"
