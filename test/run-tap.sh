@@ -14,5 +14,5 @@ if [ "$(id -u)" -eq 0 ]; then
 	as_user=(runuser -u postgres --)
 fi
 cd "$work"
-"${as_user[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS=/bin/false \
+"${as_user[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS="$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress" \
 	prove -I "$perl_lib" -I test/t ${PROVE_FLAGS:-} "${@:-test/t/}"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Run every suite against a throwaway cluster started as the postgres user,
-# with connector in shared_preload_libraries.  Exits non-zero on any failure.
-set -euo pipefail
+# Run every suite: pgTAP, isolation and receiver tests against a throwaway
+# cluster started as the postgres user, with connector in
+# shared_preload_libraries; then the PostgreSQL::Test::Cluster suites, which
+# start their own clusters.  Exits non-zero on any failure.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-exec pg_virtualenv -o 'shared_preload_libraries=connector' test/suites.sh
+status=0
+pg_virtualenv -o 'shared_preload_libraries=connector' test/suites.sh || status=1
+test/run-tap.sh || status=1
+exit $status
