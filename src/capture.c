@@ -50,6 +50,7 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "nodes/execnodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -96,6 +97,7 @@ typedef struct MappedCol
 {
 	AttrNumber	attnum;
 	char	   *name;
+	char	   *json_key;		/* "name": , escaped once */
 	Oid			typid;
 	Oid			typoutput;
 	int16		typlen;
@@ -187,7 +189,7 @@ typedef struct HeldId
 typedef struct Chunk
 {
 	char	   *app;
-	char	   *origin;
+	const char *origin;			/* CurrentOrigin()'s text, in buffer_cxt */
 	SubTransactionId subid;		/* subtransaction whose events these are */
 	SubTransactionId written_in;	/* written to the outbox in this one, or 0 */
 	TimestampTz first_at;
@@ -196,6 +198,7 @@ typedef struct Chunk
 } Chunk;
 
 static HTAB *capture_maps = NULL;
+static HTAB *name_cache = NULL;	/* see LookupName */
 
 static MemoryContext buffer_cxt = NULL; /* child of TopTransactionContext */
 static List *chunks = NIL;		/* of Chunk *, in event order */
@@ -210,6 +213,7 @@ PG_FUNCTION_INFO_V1(connector_flush);
 PG_FUNCTION_INFO_V1(connector_outer_user);
 
 static void FlushChunks(void);
+static void EnsureBufferContext(void);
 
 /* ---- transaction bookkeeping ---- */
 
@@ -232,6 +236,7 @@ CaptureXactCallback(XactEvent event, void *arg)
 			chunks = NIL;
 			buffer_cxt = NULL;
 			buffered_bytes = 0;
+			name_cache = NULL;
 			break;
 		default:
 			break;
@@ -247,6 +252,7 @@ CaptureSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
+		name_cache = NULL;		/* names may have been rolled back */
 		foreach(lc, chunks)
 		{
 			Chunk	   *c = lfirst(lc);
@@ -346,6 +352,14 @@ ResolveColumn(Relation rel, const char *name, MappedCol *col)
 	att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
 	col->attnum = attnum;
 	col->name = pstrdup(name);
+	{
+		StringInfoData key;
+
+		initStringInfo(&key);
+		escape_json(&key, name);
+		appendStringInfoString(&key, ": ");
+		col->json_key = key.data;
+	}
 	col->typid = att->atttypid;
 	col->typlen = att->attlen;
 	col->typbyval = att->attbyval;
@@ -643,8 +657,7 @@ RenderRow(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 	{
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
-		escape_json(&buf, map->cols[i].name);
-		appendStringInfoString(&buf, ": ");
+		appendStringInfoString(&buf, map->cols[i].json_key);
 		AppendJsonValue(&buf, &map->cols[i], tup, desc);
 	}
 	appendStringInfoChar(&buf, '}');
@@ -704,6 +717,33 @@ RenderOrigin(void)
 	return buf.data;
 }
 
+/*
+ * The origin JSON of the current statement, rendered once per statement,
+ * user and origin mark rather than once per row.
+ */
+static char *
+CurrentOrigin(void)
+{
+	static char *cached = NULL;
+	static LocalTransactionId lxid;
+	static CommandId cid;
+	static Oid	user;
+	static uint64 generation;
+	const ConnectorOrigin *o = ConnectorCurrentOrigin();
+
+	if (cached != NULL && buffer_cxt != NULL && lxid == MyProc->lxid &&
+		cid == GetCurrentCommandId(false) && user == capture_user &&
+		generation == o->generation)
+		return cached;
+	EnsureBufferContext();
+	cached = MemoryContextStrdup(buffer_cxt, RenderOrigin());
+	lxid = MyProc->lxid;
+	cid = GetCurrentCommandId(false);
+	user = capture_user;
+	generation = o->generation;
+	return cached;
+}
+
 /* RFC 3339 UTC text of a timestamp, with microseconds. */
 static void
 AppendTimestamp(StringInfo buf, TimestampTz ts)
@@ -718,7 +758,39 @@ AppendTimestamp(StringInfo buf, TimestampTz ts)
 					 (int) fsec);
 }
 
+/*
+ * The time of the current statement, rendered once per statement: the
+ * events of one statement share it.
+ */
+static const char *
+StatementTimestamp(void)
+{
+	static char text[40];
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static CommandId cid;
+	StringInfoData buf;
+
+	if (lxid == MyProc->lxid && cid == GetCurrentCommandId(false))
+		return text;
+	initStringInfo(&buf);
+	AppendTimestamp(&buf, GetCurrentStatementStartTimestamp());
+	strlcpy(text, buf.data, sizeof(text));
+	pfree(buf.data);
+	lxid = MyProc->lxid;
+	cid = GetCurrentCommandId(false);
+	return text;
+}
+
 /* ---- the buffer and the outbox ---- */
+
+/* The buffer's memory: lives as long as the transaction. */
+static void
+EnsureBufferContext(void)
+{
+	if (buffer_cxt == NULL)
+		buffer_cxt = AllocSetContextCreate(TopTransactionContext, "connector capture buffer",
+										   ALLOCSET_DEFAULT_SIZES);
+}
 
 /* Next event number within the current transaction. */
 static int32
@@ -745,8 +817,13 @@ WriteChunk(Relation outbox, ResultRelInfo *rri, EState *estate, TupleTableSlot *
 	Datum		values[OUTBOX_NATTS];
 	bool		nulls[OUTBOX_NATTS] = {false};
 	HeapTuple	tup;
+	text	   *events;
 
-	appendStringInfoChar(&c->events, ']');
+	/* the array closes in the row only: a chunk may be written again */
+	events = (text *) palloc(VARHDRSZ + c->events.len + 1);
+	SET_VARSIZE(events, VARHDRSZ + c->events.len + 1);
+	memcpy(VARDATA(events), c->events.data, c->events.len);
+	VARDATA(events)[c->events.len] = ']';
 	nulls[0] = true;			/* position: sealed later */
 	values[1] = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	values[2] = Int32GetDatum(NextSeq(c->n));
@@ -754,7 +831,7 @@ WriteChunk(Relation outbox, ResultRelInfo *rri, EState *estate, TupleTableSlot *
 	values[4] = CStringGetTextDatum(c->app);
 	values[5] = TimestampTzGetDatum(c->first_at);
 	values[6] = CStringGetTextDatum(c->origin);
-	values[7] = PointerGetDatum(cstring_to_text_with_len(c->events.data, c->events.len));
+	values[7] = PointerGetDatum(events);
 
 	tup = heap_form_tuple(RelationGetDescr(outbox), values, nulls);
 	ExecStoreHeapTuple(tup, slot, false);
@@ -762,6 +839,7 @@ WriteChunk(Relation outbox, ResultRelInfo *rri, EState *estate, TupleTableSlot *
 	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 	ExecClearTuple(slot);
 	heap_freetuple(tup);
+	pfree(events);
 }
 
 /*
@@ -812,7 +890,11 @@ FlushChunks(void)
 		buffered_bytes -= c->events.len;
 		wrote = true;
 		if (c->subid == subid)
+		{
 			chunks = foreach_delete_current(chunks, lc);
+			pfree(c->events.data);
+			pfree(c);
+		}
 		else
 			c->written_in = subid;
 	}
@@ -834,29 +916,31 @@ BufferEvent(const char *app, const char *origin, const char *event)
 	MemoryContext old;
 	int			len = strlen(event);
 
-	if (buffer_cxt == NULL)
-		buffer_cxt = AllocSetContextCreate(TopTransactionContext, "connector capture buffer",
-										   ALLOCSET_DEFAULT_SIZES);
+	EnsureBufferContext();
 	old = MemoryContextSwitchTo(buffer_cxt);
 	if (c == NULL || c->subid != subid || c->written_in != InvalidSubTransactionId ||
 		c->n >= CHUNK_EVENTS ||
 		c->events.len + len > CHUNK_BYTES ||
-		strcmp(c->app, app) != 0 || strcmp(c->origin, origin) != 0)
+		strcmp(c->app, app) != 0 ||
+		(c->origin != origin && strcmp(c->origin, origin) != 0))
 	{
 		c = palloc0(sizeof(Chunk));
 		c->app = pstrdup(app);
-		c->origin = pstrdup(origin);
+		c->origin = origin;		/* lives in buffer_cxt (CurrentOrigin) */
 		c->subid = subid;
 		c->first_at = GetCurrentTimestamp();
 		initStringInfo(&c->events);
 		appendStringInfoChar(&c->events, '[');
+		buffered_bytes += c->events.len;
 		chunks = lappend(chunks, c);
 	}
 	else
+	{
 		appendStringInfoString(&c->events, ", ");
-	buffered_bytes -= c->events.len;
+		buffered_bytes += 2;
+	}
 	appendBinaryStringInfo(&c->events, event, len);
-	buffered_bytes += c->events.len;
+	buffered_bytes += len;
 	c->n++;
 	MemoryContextSwitchTo(old);
 
@@ -874,7 +958,7 @@ EmitEvent(const char *app, const char *origin, EventRec *ev)
 	appendStringInfoString(&buf, "{\"type\": ");
 	escape_json(&buf, ev->type);
 	appendStringInfoString(&buf, ", \"timestamp\": ");
-	AppendTimestamp(&buf, GetCurrentTimestamp());
+	appendStringInfoString(&buf, StatementTimestamp());
 	if (ev->account_id)
 	{
 		appendStringInfoString(&buf, ", \"account\": {\"id\": ");
@@ -920,18 +1004,64 @@ WriteEvent(CaptureCall *cc, EventRec *ev)
 	EmitEvent(cc->map->app, cc->origin, ev);
 }
 
+/*
+ * Names already looked up in this transaction, by table and id.  Capture of
+ * an update or delete on an accounts or entitlements table, and a rollback to
+ * a savepoint, empty it, so a name is never older than the row.
+ */
+#define NAME_KEY_LEN 96
+
+typedef struct NameEntry
+{
+	char		key[NAME_KEY_LEN];	/* "<relid>/<id>" */
+	char	   *name;
+	char	   *kind;
+} NameEntry;
+
+static void
+ForgetNames(void)
+{
+	name_cache = NULL;			/* its memory goes with buffer_cxt */
+}
+
 /* Name (and kind) of the row whose id is key, through the id's unique index. */
 static void
-LookupName(NameLookup *lk, Datum key, char **name, char **kind)
+LookupName(NameLookup *lk, Datum key, const char *idtext, char **name, char **kind)
 {
 	Relation	rel;
 	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData skey;
 	TupleTableSlot *slot;
+	NameEntry  *entry = NULL;
+	char		ckey[NAME_KEY_LEN];
+	bool		found;
 
 	if (!lk->valid)
 		return;
+	if (idtext && snprintf(ckey, sizeof(ckey), "%u/%s", lk->relid, idtext) < NAME_KEY_LEN)
+	{
+		if (name_cache == NULL)
+		{
+			HASHCTL		ctl;
+
+			EnsureBufferContext();
+			ctl.keysize = NAME_KEY_LEN;
+			ctl.entrysize = sizeof(NameEntry);
+			ctl.hcxt = buffer_cxt;
+			name_cache = hash_create("connector names", 256, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		}
+		entry = hash_search(name_cache, ckey, HASH_ENTER, &found);
+		if (found)
+		{
+			*name = entry->name;
+			if (kind)
+				*kind = entry->kind;
+			return;
+		}
+		entry->name = entry->kind = NULL;
+	}
 	rel = table_open(lk->relid, AccessShareLock);
 	idx = index_open(lk->indexid, AccessShareLock);
 	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
@@ -967,6 +1097,11 @@ LookupName(NameLookup *lk, Datum key, char **name, char **kind)
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+	if (entry)
+	{
+		entry->name = *name ? MemoryContextStrdup(buffer_cxt, *name) : NULL;
+		entry->kind = kind && *kind ? MemoryContextStrdup(buffer_cxt, *kind) : NULL;
+	}
 }
 
 /* Account identity of an accounts-table row. */
@@ -1070,7 +1205,7 @@ EmitColumnGrants(CaptureCall *cc, EventRec *base, const char *type, List *ids, L
 		ev.type = type;
 		ev.entitlement_id = h->text;
 		ev.entitlement_name = NULL;
-		LookupName(&cc->map->entitlement_lookup, h->value, &ev.entitlement_name, NULL);
+		LookupName(&cc->map->entitlement_lookup, h->value, h->text, &ev.entitlement_name, NULL);
 		WriteEvent(cc, &ev);
 	}
 }
@@ -1106,6 +1241,8 @@ AccountEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
 
+	if (old)
+		ForgetNames();			/* a name may change or go */
 	AccountFromRow(map, &ev, new ? new : old, desc);
 	ev.before = old ? RenderRow(map, old, desc) : NULL;
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
@@ -1162,6 +1299,8 @@ EntitlementEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 
 	if (old && new && !MappedColumnsDiffer(map, old, new, desc, -1))
 		return;
+	if (old)
+		ForgetNames();
 	ev.type = old == NULL ? "entitlement.created" :
 		new == NULL ? "entitlement.deleted" : "entitlement.updated";
 	ev.entitlement_id = PurposeText(map, P_ID, cur, desc);
@@ -1189,10 +1328,10 @@ MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old,
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
 	key = PurposeValue(map, P_ACCOUNT, tup, desc, &isnull);
 	if (!isnull)
-		LookupName(&map->account_lookup, key, &ev.account_name, &ev.account_kind);
+		LookupName(&map->account_lookup, key, ev.account_id, &ev.account_name, &ev.account_kind);
 	key = PurposeValue(map, P_ENTITLEMENT, tup, desc, &isnull);
 	if (!isnull)
-		LookupName(&map->entitlement_lookup, key, &ev.entitlement_name, NULL);
+		LookupName(&map->entitlement_lookup, key, ev.entitlement_id, &ev.entitlement_name, NULL);
 	WriteEvent(cc, &ev);
 }
 
@@ -1255,7 +1394,7 @@ CredentialEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 	ev.after = new ? RenderRow(map, new, desc) : NULL;
 	key = PurposeValue(map, P_ACCOUNT, cur, desc, &isnull);
 	if (!isnull)
-		LookupName(&map->account_lookup, key, &ev.account_name, &ev.account_kind);
+		LookupName(&map->account_lookup, key, ev.account_id, &ev.account_name, &ev.account_kind);
 	WriteEvent(cc, &ev);
 }
 
@@ -1356,7 +1495,7 @@ connector_capture(PG_FUNCTION_ARGS)
 	capture_user = GetUserId();
 	if (TRIGGER_FIRED_BY_TRUNCATE(ev))
 	{
-		TruncateEvents(td->tg_relation, trig->tgargs[0], trig->tgargs[1], RenderOrigin());
+		TruncateEvents(td->tg_relation, trig->tgargs[0], trig->tgargs[1], CurrentOrigin());
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_ROW(ev))
@@ -1366,7 +1505,7 @@ connector_capture(PG_FUNCTION_ARGS)
 
 	cc.map = GetMap(td->tg_relation, trig->tgargs[0], trig->tgargs[1]);
 	cc.desc = RelationGetDescr(td->tg_relation);
-	cc.origin = RenderOrigin();
+	cc.origin = CurrentOrigin();
 	if (TRIGGER_FIRED_BY_INSERT(ev))
 		RowEvents(&cc, NULL, td->tg_trigtuple);
 	else if (TRIGGER_FIRED_BY_DELETE(ev))
@@ -1396,7 +1535,7 @@ connector_emit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();
-	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), RenderOrigin(), &ev);
+	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), CurrentOrigin(), &ev);
 	PG_RETURN_VOID();
 }
 

@@ -38,6 +38,7 @@ typedef struct ConnectorOrigin
 	char	   *operation;		/* in TopMemoryContext while active */
 	char	   *request_id;		/* may be NULL */
 	Oid			caller;			/* role that called the API */
+	uint64		generation;		/* distinct for every mark ever set */
 } ConnectorOrigin;
 
 extern void ConnectorOriginInit(void);

@@ -64,6 +64,10 @@
 
 #include "connector.h"
 
+/* Rounds woken by commits are at least this far apart, so a busy
+ * application's commits are sealed and sent together. */
+#define MIN_ROUND_INTERVAL_MS 5
+
 /* Messages picked per endpoint per round. */
 #define PREFETCH_PER_ENDPOINT 100
 
@@ -79,6 +83,7 @@ typedef struct DispatcherSlot
 	pid_t		pid;			/* worker's pid, 0 when not running */
 	int			procno;			/* worker's pgprocno, for its latch */
 	bool		no_extension;	/* worker left: extension not installed */
+	bool		idle;			/* no active endpoint: commits need not wake it */
 	TimestampTz paused_until;	/* do not start before (DROP DATABASE) */
 	TimestampTz retry_at;		/* launcher: earliest restart */
 } DispatcherSlot;
@@ -158,7 +163,7 @@ DispatcherXactCallback(XactEvent event, void *arg)
 		if (wake_worker_at_commit)
 		{
 			for (i = 0; i < shared->nslots; i++)
-				if (shared->slots[i].dboid == MyDatabaseId)
+				if (shared->slots[i].dboid == MyDatabaseId && !shared->slots[i].idle)
 					WakeProc(shared->slots[i].pid, shared->slots[i].procno);
 		}
 		if (wake_launcher_at_commit)
@@ -759,6 +764,19 @@ CollectFinished(List *done)
 	list_free(done);
 }
 
+/* Tell backends whether commits need to wake this worker. */
+static void
+SetIdle(bool idle)
+{
+	int			i;
+
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].dboid == MyDatabaseId && shared->slots[i].pid == MyProcPid)
+			shared->slots[i].idle = idle;
+	LWLockRelease(shared->lock);
+}
+
 /*
  * One round in one short transaction: record outcomes, seal, maintain, pick
  * new messages.  Returns false when the extension is gone.
@@ -767,6 +785,7 @@ static bool
 WorkerRound(bool maintain)
 {
 	bool		present;
+	bool		isnull;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -778,7 +797,9 @@ WorkerRound(bool maintain)
 			elog(ERROR, "connector dispatcher: SPI_connect failed");
 		pgstat_report_activity(STATE_RUNNING, "connector dispatcher round");
 		RecordOutcomes();
-		WorkerExec("SELECT connector._seal()", 0, NULL, NULL, NULL, false);
+		WorkerExec("SELECT connector._dispatch_seal()", 0, NULL, NULL, NULL, false);
+		SetIdle(!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											1, &isnull)));
 		if (maintain)
 			WorkerExec("SELECT connector._dispatch_maintain()", 0, NULL, NULL, NULL, false);
 		LoadMessages();
@@ -844,6 +865,13 @@ ConnectorWorkerMain(Datum arg)
 		}
 
 		now = GetCurrentTimestamp();
+		if (latch_set && outcomes == NIL &&
+			!TimestampDifferenceExceeds(last_round, now, MIN_ROUND_INTERVAL_MS))
+		{
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 MIN_ROUND_INTERVAL_MS, PG_WAIT_EXTENSION);
+			now = GetCurrentTimestamp();
+		}
 		if (latch_set || outcomes != NIL ||
 			TimestampDifferenceExceeds(last_round, now, connector_naptime_ms))
 		{

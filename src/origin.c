@@ -37,7 +37,8 @@ typedef struct OriginEntry
 
 static OriginEntry origin_stack[ORIGIN_STACK_DEPTH];
 static int	origin_depth = 0;
-static ConnectorOrigin no_origin = {false, "direct", NULL, NULL, InvalidOid};
+static ConnectorOrigin no_origin = {false, "direct", NULL, NULL, InvalidOid, 0};
+static uint64 origin_generation = 0;
 
 PG_FUNCTION_INFO_V1(connector_origin_begin);
 PG_FUNCTION_INFO_V1(connector_origin_end);
@@ -152,6 +153,7 @@ connector_origin_begin(PG_FUNCTION_ARGS)
 												   text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	/* The SECURITY DEFINER API runs as its owner; the caller is the outer role. */
 	e->origin.caller = GetOuterUserId();
+	e->origin.generation = ++origin_generation;
 	e->subid = GetCurrentSubTransactionId();
 	origin_depth++;
 	PG_RETURN_VOID();

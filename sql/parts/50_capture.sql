@@ -13,7 +13,7 @@ CREATE TABLE @extschema@.outbox (
 	app				text NOT NULL,
 	occurred_at		timestamptz NOT NULL,
 	origin			text NOT NULL,		-- JSON, shared by the row's events
-	events			text NOT NULL		-- JSON array of the events, rendered by the trigger
+	events			text COMPRESSION lz4 NOT NULL	-- JSON array of the events, rendered by the trigger
 );
 CREATE UNIQUE INDEX outbox_position ON @extschema@.outbox (position);
 COMMENT ON TABLE @extschema@.outbox IS

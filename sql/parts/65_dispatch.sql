@@ -168,6 +168,22 @@ BEGIN
 END
 $$;
 
+-- Sealing by the worker: only where an endpoint waits for events.  Without
+-- one, readers of changes() seal on demand and the worker stays out of the
+-- way of the application's writes (commits do not even wake it).  Returns
+-- whether an active endpoint exists.
+CREATE FUNCTION @extschema@._dispatch_seal() RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active') THEN
+		PERFORM @extschema@._seal();
+		RETURN true;
+	END IF;
+	RETURN false;
+END
+$$;
+
 -- Periodic work of the worker: retention in a bounded batch.
 CREATE FUNCTION @extschema@._dispatch_maintain() RETURNS void
 LANGUAGE plpgsql
