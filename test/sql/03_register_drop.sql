@@ -29,6 +29,7 @@ SELECT is((SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal
 		  0::bigint, 'no trigger is left on the application tables');
 SELECT is((SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'connector%'), 0::bigint,
 		  'no event trigger is left');
+SELECT lives_ok($$DROP SCHEMA connector$$, 'the schema is empty: DROP SCHEMA without CASCADE removes it');
 SELECT is((SELECT count(*) FROM "Crm App".users), 4::bigint, 'the application data is untouched');
 -- Roles are cluster-wide and documented to stay (other databases may use them).
 SELECT has_role('connector_platform', 'the roles stay, as documented');
