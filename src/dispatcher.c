@@ -880,8 +880,8 @@ ConnectorWorkerMain(Datum arg)
 
 			if (!WorkerRound(maintain))
 			{
-				ereport(LOG,
-						(errmsg("connector dispatcher: extension not installed in this database, exiting")));
+				ereport(DEBUG1,
+						(errmsg_internal("connector dispatcher: extension not installed in this database, exiting")));
 				cancel_before_shmem_exit(WorkerShmemExit, BoolGetDatum(false));
 				WorkerShmemExit(0, BoolGetDatum(true));
 				proc_exit(0);
