@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(32);
+SELECT plan(36);
 
 -- Triggers are installed, ENABLE ALWAYS.
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'connector_capture%' AND tgenabled = 'A'),
@@ -125,6 +125,22 @@ RESET ROLE;
 SELECT is((SELECT event #>> '{data,origin,via}' || '/' || (event #>> '{data,origin,db_user}')
 			 FROM connector.changes('crm', 0, 100000) ORDER BY position DESC LIMIT 1),
 		  'direct/regress_app', 'the application''s DML is direct, under its own user');
+
+-- Platform writes are marked as such; a failed platform call leaves no mark.
+CREATE ROLE regress_okta IN ROLE connector_platform;
+SET ROLE regress_okta;
+SELECT pg_temp.last_pos() AS p \gset
+SELECT is(connector.grant('crm', '2', '8', 'req-42'), 'granted', 'the platform grants');
+RESET ROLE;
+SELECT is((SELECT (event->'data'->'origin') - 'session_user'::text - 'application_name'::text - 'client_addr'::text
+			 FROM connector.changes('crm', :p)),
+		  '{"via": "platform", "operation": "grant", "request_id": "req-42", "db_user": "regress_okta"}'::jsonb,
+		  'a platform grant: via platform, with operation, request id and the calling role');
+SELECT pg_temp.last_pos() AS p \gset
+SELECT throws_ok($$SELECT connector.grant('crm', '2', '999')$$, 'P0002', NULL, 'a platform call fails half-way');
+INSERT INTO "Crm App".user_roles VALUES (1, 1, NULL);
+SELECT is((SELECT string_agg(event #>> '{data,origin,via}', ',') FROM connector.changes('crm', :p)), 'direct',
+		  'after a failed platform call, direct DML is still direct');
 
 -- unregister_app removes the triggers and keeps history.
 SELECT connector.unregister_app('crm');
