@@ -189,7 +189,7 @@ typedef struct HeldId
 typedef struct Chunk
 {
 	char	   *app;
-	const char *origin;			/* CurrentOrigin()'s text, in buffer_cxt */
+	const char *origin;			/* CurrentOrigin()'s text */
 	SubTransactionId subid;		/* subtransaction whose events these are */
 	SubTransactionId written_in;	/* written to the outbox in this one, or 0 */
 	TimestampTz first_at;
@@ -718,27 +718,34 @@ RenderOrigin(void)
 }
 
 /*
- * The origin JSON of the current statement, rendered once per statement,
- * user and origin mark rather than once per row.
+ * The origin JSON of the current change, rendered again only when something
+ * in it can have changed: the role, the origin mark, application_name.
+ * (The login and the client address are fixed for the session.)  Kept in
+ * TopMemoryContext, so chunks may point at it for the whole transaction.
  */
-static char *
+static const char *
 CurrentOrigin(void)
 {
 	static char *cached = NULL;
-	static LocalTransactionId lxid;
-	static CommandId cid;
+	static char *cached_appname = NULL;
 	static Oid	user;
 	static uint64 generation;
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
+	const char *appname = GetConfigOption("application_name", true, false);
 
-	if (cached != NULL && buffer_cxt != NULL && lxid == MyProc->lxid &&
-		cid == GetCurrentCommandId(false) && user == capture_user &&
-		generation == o->generation)
+	if (appname == NULL)
+		appname = "";
+	if (cached != NULL && user == capture_user && generation == o->generation &&
+		strcmp(cached_appname, appname) == 0)
 		return cached;
-	EnsureBufferContext();
-	cached = MemoryContextStrdup(buffer_cxt, RenderOrigin());
-	lxid = MyProc->lxid;
-	cid = GetCurrentCommandId(false);
+	/* an old text may still be pointed at by this transaction's chunks */
+	if (cached != NULL && (chunks == NIL))
+	{
+		pfree(cached);
+		pfree(cached_appname);
+	}
+	cached = MemoryContextStrdup(TopMemoryContext, RenderOrigin());
+	cached_appname = MemoryContextStrdup(TopMemoryContext, appname);
 	user = capture_user;
 	generation = o->generation;
 	return cached;
@@ -995,7 +1002,7 @@ typedef struct CaptureCall
 {
 	CaptureMap *map;
 	TupleDesc	desc;
-	char	   *origin;
+	const char *origin;
 } CaptureCall;
 
 static void
@@ -1424,7 +1431,7 @@ RowEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
  * is emptied.
  */
 static void
-TruncateEvents(Relation rel, const char *app, const char *role, char *origin)
+TruncateEvents(Relation rel, const char *app, const char *role, const char *origin)
 {
 	List	   *relids = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
 	ListCell   *lc;
