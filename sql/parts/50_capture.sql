@@ -174,8 +174,11 @@ BEGIN
 		 WHERE o.ctid = t.c
 		RETURNING o.n
 	)
-	UPDATE @extschema@.seal_state SET last_position = last_position + (SELECT sum(d.n) FROM done d)
-	RETURNING (SELECT sum(d.n) FROM done d) INTO n;
+	-- another sealer may have sealed everything between the check above and
+	-- the lock: then done is empty and nothing moves
+	UPDATE @extschema@.seal_state
+	   SET last_position = last_position + coalesce((SELECT sum(d.n) FROM done d), 0)
+	RETURNING coalesce((SELECT sum(d.n) FROM done d), 0) INTO n;
 	RETURN n;
 END
 $$;
