@@ -868,6 +868,12 @@ ConnectorWorkerMain(Datum arg)
 		{
 			done = HttpWait(10);
 			CollectFinished(done);
+			/*
+			 * The next messages go out before the outcomes are recorded: the
+			 * round's transaction then overlaps the HTTP round trip instead of
+			 * adding to it.  Message n+1 still waits for the answer to n.
+			 */
+			StartRequests();
 		}
 		else if (outcomes == NIL)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
