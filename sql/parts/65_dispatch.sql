@@ -13,6 +13,32 @@ COMMENT ON FUNCTION @extschema@._sign(text, bigint, text, bytea) IS
 -- envelope.  A body depends only on the sealed events in the message's range,
 -- so a retry, even after a crash, sends the same bytes.
 
+-- The positions _events() would return, without building the events: what
+-- cutting batches needs, at a fraction of the cost.
+CREATE FUNCTION @extschema@._event_positions(p_app text, after bigint, lim bigint,
+											 types text[] DEFAULT NULL)
+RETURNS SETOF bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT p FROM (
+		-- without a types filter the row's count is enough: no JSON is parsed
+		SELECT o.position + g.i - 1 AS p
+		  FROM @extschema@.outbox o
+		 CROSS JOIN LATERAL generate_series(1::bigint, o.n) g(i)
+		 WHERE types IS NULL AND o.position > after - 1000 AND o.app = p_app
+		   AND (lim IS NULL OR o.position <= after + lim)
+		   AND o.position + g.i - 1 > after
+		UNION ALL
+		SELECT o.position + e.i - 1
+		  FROM @extschema@.outbox o
+		 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
+		 WHERE types IS NOT NULL AND o.position > after - 1000 AND o.app = p_app
+		   AND o.position + e.i - 1 > after
+		   AND e.ev->>'type' = ANY (types)) x
+	 ORDER BY p
+	 LIMIT lim
+$$;
+
 -- Pick the next messages of every active endpoint the worker is not busy
 -- with: pending messages first (fixed composition), then new ones cut from
 -- the sealed events after the endpoint's cursor.  An ordered endpoint
@@ -58,7 +84,14 @@ BEGIN
 						ELSE format('batch_%s_%s_%s', e.id, min(s.position), max(s.position)) END
 			  FROM (SELECT x.position, x.event,
 						   (row_number() OVER (ORDER BY x.position) - 1) / e.batch_size AS grp
-					  FROM @extschema@._events(e.app, start, room::bigint * e.batch_size, e.types) x) s
+					  FROM @extschema@._events(e.app, start, room::bigint, e.types) x
+					 WHERE e.batch_size = 1
+					UNION ALL
+					-- a batch needs no event id: cut it from positions alone
+					SELECT x.pos, NULL,
+						   (row_number() OVER (ORDER BY x.pos) - 1) / e.batch_size
+					  FROM @extschema@._event_positions(e.app, start, room::bigint * e.batch_size, e.types) x(pos)
+					 WHERE e.batch_size > 1) s
 			 GROUP BY s.grp;
 			IF NOT FOUND AND head IS NULL THEN
 				-- one statement, one snapshot: no event may slip in between
