@@ -76,6 +76,7 @@ typedef struct HttpRequest
 	/* private */
 	void	   *easy;
 	size_t		received;
+	char		detail[256];	/* libcurl's own message (CURL_ERROR_SIZE) */
 } HttpRequest;
 
 extern void HttpInit(void);

@@ -512,9 +512,18 @@ typedef struct Outcome
 	long		retry_after_ms;
 } Outcome;
 
+/*
+ * Successful answers are recorded in groups: a round per message would cost
+ * more than the HTTP round trip.  A failure is recorded at once (its retry
+ * time decides when the message is picked again).
+ */
+#define OUTCOMES_PER_ROUND 64
+#define OUTCOMES_MAX_WAIT_MS 20
+
 static MemoryContext worker_cxt = NULL;
 static List *endpoint_runs = NIL;	/* of EndpointRun * */
 static List *outcomes = NIL;	/* of Outcome * */
+static bool outcome_failed = false; /* a failure among the outcomes */
 
 static EndpointRun *
 FindRun(int endpoint_id, bool create)
@@ -591,6 +600,7 @@ RecordOutcomes(void)
 	}
 	list_free(outcomes);
 	outcomes = NIL;
+	outcome_failed = false;
 }
 
 /* Queue the messages picked for idle endpoints (caller is in a transaction). */
@@ -749,6 +759,8 @@ CollectFinished(List *done)
 		MemoryContextSwitchTo(old);
 
 		run->in_flight--;
+		if (req->status < 200 || req->status > 299)
+			outcome_failed = true;
 		if (m->ordered && (req->status < 200 || req->status > 299))
 		{
 			/* the rest waits for the retry; it stays pending in the table */
@@ -872,7 +884,11 @@ ConnectorWorkerMain(Datum arg)
 							 MIN_ROUND_INTERVAL_MS, PG_WAIT_EXTENSION);
 			now = GetCurrentTimestamp();
 		}
-		if (latch_set || outcomes != NIL ||
+		if (latch_set ||
+			(outcomes != NIL &&
+			 (outcome_failed || HttpInFlight() == 0 ||
+			  list_length(outcomes) >= OUTCOMES_PER_ROUND ||
+			  TimestampDifferenceExceeds(last_round, now, OUTCOMES_MAX_WAIT_MS))) ||
 			TimestampDifferenceExceeds(last_round, now, connector_naptime_ms))
 		{
 			bool		maintain = TimestampDifferenceExceeds(last_maintain, now,
@@ -896,6 +912,12 @@ ConnectorWorkerMain(Datum arg)
 		{
 			done = HttpWait(10);
 			CollectFinished(done);
+			/*
+			 * The next messages go out before the outcomes are recorded: the
+			 * round's transaction then overlaps the HTTP round trip instead of
+			 * adding to it.  Message n+1 still waits for the answer to n.
+			 */
+			StartRequests();
 		}
 		else if (outcomes == NIL)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -29,16 +29,47 @@
 static CURLM *multi = NULL;
 static int	in_flight = 0;
 
+/*
+ * The settings the pooled connections were opened under.  A kept-alive
+ * connection never passes the connect-time SSRF check again, so once
+ * connector.allow_private_targets or connector.ca_file changes, no request
+ * may reuse one: they are closed as soon as nothing is in flight.
+ */
+static bool pool_allow_private = false;
+static char *pool_ca_file = NULL;
+
+static bool
+PoolSettingsChanged(void)
+{
+	const char *ca = connector_ca_file ? connector_ca_file : "";
+
+	return pool_allow_private != connector_allow_private_targets ||
+		pool_ca_file == NULL || strcmp(pool_ca_file, ca) != 0;
+}
+
+/* Close every pooled connection and remember the settings of new ones. */
+static void
+ResetPool(void)
+{
+	if (multi != NULL)
+		curl_multi_cleanup(multi);
+	multi = curl_multi_init();
+	if (multi == NULL)
+		elog(ERROR, "could not create a libcurl multi handle");
+	curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) connector_max_in_flight);
+	pool_allow_private = connector_allow_private_targets;
+	if (pool_ca_file)
+		free(pool_ca_file);
+	pool_ca_file = strdup(connector_ca_file ? connector_ca_file : "");
+}
+
 /* Initialise libcurl and the multi handle; once per worker. */
 void
 HttpInit(void)
 {
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		elog(ERROR, "could not initialize libcurl");
-	multi = curl_multi_init();
-	if (multi == NULL)
-		elog(ERROR, "could not create a libcurl multi handle");
-	curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) connector_max_in_flight);
+	ResetPool();
 }
 
 /* Is this IPv4 address (host order) loopback, private, link-local or the like? */
@@ -81,12 +112,33 @@ AddressAllowed(const struct sockaddr *sa)
 	return false;
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION: refuse guarded addresses at connect time. */
+/*
+ * CURLOPT_OPENSOCKETFUNCTION: refuse guarded addresses at connect time, and
+ * say why in the request's error (curl itself only says it could not
+ * connect).
+ */
 static curl_socket_t
 OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 {
-	if (purpose != CURLSOCKTYPE_IPCXN || !AddressAllowed(&address->addr))
+	HttpRequest *req = (HttpRequest *) clientp;
+
+	if (purpose != CURLSOCKTYPE_IPCXN)
 		return CURL_SOCKET_BAD;
+	if (!AddressAllowed(&address->addr))
+	{
+		char		host[INET6_ADDRSTRLEN] = "?";
+
+		if (address->addr.sa_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *) &address->addr)->sin_addr,
+					  host, sizeof(host));
+		else if (address->addr.sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &address->addr)->sin6_addr,
+					  host, sizeof(host));
+		snprintf(req->error, sizeof(req->error),
+				 "refused by the SSRF guard: address %s is loopback, private or link-local "
+				 "(connector.allow_private_targets is off)", host);
+		return CURL_SOCKET_BAD;
+	}
 	return socket(address->family, address->socktype, address->protocol);
 }
 
@@ -129,6 +181,17 @@ HttpStart(HttpRequest *req)
 
 	if (easy == NULL)
 		elog(ERROR, "could not create a libcurl handle");
+	if (PoolSettingsChanged())
+	{
+		if (in_flight == 0)
+			ResetPool();
+		else
+		{
+			/* old connections are closed once the requests using them end */
+			curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+			curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+		}
+	}
 	req->status = 0;
 	req->error[0] = '\0';
 	req->retry_after_ms = 0;
@@ -152,6 +215,10 @@ HttpStart(HttpRequest *req)
 	if (connector_ca_file && connector_ca_file[0])
 		curl_easy_setopt(easy, CURLOPT_CAINFO, connector_ca_file);
 	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, OpenSocket);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, req);
+	req->detail[0] = '\0';
+	StaticAssertStmt(sizeof(req->detail) >= CURL_ERROR_SIZE, "detail is too small");
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, req->detail);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, DiscardBody);
 	curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
@@ -207,8 +274,16 @@ HttpWait(long timeout_ms)
 			!(msg->data.result == CURLE_WRITE_ERROR && code > 0))
 		{
 			req->status = 0;
-			strlcpy(req->error, curl_easy_strerror(msg->data.result), sizeof(req->error));
+			/*
+			 * keep the SSRF guard's reason; otherwise curl's detailed message
+			 * (which certificate check failed, which host), or its summary
+			 */
+			if (req->error[0] == '\0')
+				strlcpy(req->error, req->detail[0] ? req->detail :
+						curl_easy_strerror(msg->data.result), sizeof(req->error));
 		}
+		else
+			req->error[0] = '\0';
 		curl_multi_remove_handle(multi, easy);
 		curl_easy_cleanup(easy);
 		req->easy = NULL;

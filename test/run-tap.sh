@@ -15,4 +15,4 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cd "$work"
 "${as_user[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS="$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress" \
-	prove -I "$perl_lib" -I test/t ${PROVE_FLAGS:-} "${@:-test/t/}" --ext .pl
+	prove --ext .pl -I "$perl_lib" -I test/t ${PROVE_FLAGS:-} "${@:-test/t/}"

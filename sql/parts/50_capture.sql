@@ -174,8 +174,11 @@ BEGIN
 		 WHERE o.ctid = t.c
 		RETURNING o.n
 	)
-	UPDATE @extschema@.seal_state SET last_position = last_position + (SELECT sum(d.n) FROM done d)
-	RETURNING (SELECT sum(d.n) FROM done d) INTO n;
+	-- another sealer may have sealed everything between the check above and
+	-- the lock: then done is empty and nothing moves
+	UPDATE @extschema@.seal_state
+	   SET last_position = last_position + coalesce((SELECT sum(d.n) FROM done d), 0)
+	RETURNING coalesce((SELECT sum(d.n) FROM done d), 0) INTO n;
 	RETURN n;
 END
 $$;
@@ -208,6 +211,9 @@ SET search_path = pg_catalog, pg_temp AS $$
 	  FROM @extschema@.outbox o
 	 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
 	 WHERE o.position > after - 1000 AND o.app = p_app
+	   -- positions are dense: without a types filter no row past after + lim
+	   -- is needed, and reading it would parse all its events for nothing
+	   AND (types IS NOT NULL OR lim IS NULL OR o.position <= after + lim)
 	   AND o.position + e.i - 1 > after
 	   AND (types IS NULL OR e.ev->>'type' = ANY (types))
 	 ORDER BY o.position, e.i

@@ -35,6 +35,7 @@ CREATE TABLE @extschema@.pending (
 	first_position	bigint NOT NULL,
 	last_position	bigint NOT NULL,
 	message_id		text NOT NULL,		-- the event id, or 'batch_<endpoint id>_<first>_<last>'
+	n_events		int,				-- events in the message (types filter applied); NULL: count them
 	attempts		int NOT NULL DEFAULT 0,
 	next_attempt	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_status		int,

@@ -45,6 +45,132 @@ sub json_field
 	return decode_json($text)->{$field};
 }
 
+# ---- delivery suite helpers (003..006): names start with deliv_ ----
+
+# Add an endpoint of application crm; opts is a Perl hash turned into JSON.
+sub deliv_add_endpoint
+{
+	my ($node, $name, $url, $secret, $opts, $db) = @_;
+	my $json = encode_json($opts // {});
+	$node->safe_psql($db // 'postgres',
+		"SELECT connector.add_endpoint('crm', '$name', '$url', '$secret', '$json')");
+}
+
+# One column of the status row of an endpoint.
+sub deliv_status
+{
+	my ($node, $name, $col, $db) = @_;
+	return $node->safe_psql($db // 'postgres',
+		"SELECT $col FROM connector.status WHERE endpoint = '$name'");
+}
+
+# Insert n grants (one transaction, n events); returns nothing.
+sub deliv_grants
+{
+	my ($node, $n, $db) = @_;
+	$node->safe_psql($db // 'postgres',
+		"INSERT INTO \"Crm App\".user_roles SELECT 1, 2, NULL FROM generate_series(1, $n)");
+}
+
+# Event ids of changes() after a position, in position order.
+sub deliv_event_ids
+{
+	my ($node, $after, $db) = @_;
+	my $ids = $node->safe_psql($db // 'postgres',
+		"SELECT event->>'id' FROM connector.changes('crm', " . ($after // 0)
+		  . ", 100000) ORDER BY position");
+	return split /\n/, $ids;
+}
+
+# The last position of the stream (sealed).
+sub deliv_last_position
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db // 'postgres',
+		"SELECT coalesce(max(position), 0) FROM connector.changes('crm', 0, 100000)");
+}
+
+# The event ids carried by a message body (one event or a batch).
+sub deliv_body_event_ids
+{
+	my ($body) = @_;
+	my $doc = decode_json($body);
+	return map { $_->{id} } @{ $doc->{data}{events} } if ($doc->{type} // '') eq 'event.batch';
+	return ($doc->{id});
+}
+
+# Event ids delivered (answered 2xx) to a receiver, in arrival order, with
+# duplicates from redeliveries removed.
+sub deliv_delivered_ids
+{
+	my ($rx) = @_;
+	my (%seen, @ids);
+	for my $e (grep { defined $_->{status} && $_->{status} >= 200 && $_->{status} < 300 } $rx->entries)
+	{
+		push @ids, grep { !$seen{$_}++ } deliv_body_event_ids($e->{body});
+	}
+	return @ids;
+}
+
+# Messages whose attempts differ in body: "webhook-id" => count of bodies.
+# Empty when every attempt of every message was byte-identical.
+sub deliv_body_mismatches
+{
+	my ($rx) = @_;
+	my (%bodies, %bad);
+	for my $e ($rx->entries)
+	{
+		my $id = $e->{headers}{'webhook-id'} // '';
+		$bodies{$id}{ $e->{body} } = 1;
+	}
+	$bad{$_} = scalar keys %{ $bodies{$_} } for grep { keys %{ $bodies{$_} } > 1 } keys %bodies;
+	return \%bad;
+}
+
+# How many requests a receiver logged.
+sub deliv_count
+{
+	my @e = $_[0]->entries;
+	return scalar @e;
+}
+
+# Poll until code returns true, up to timeout seconds (default 60).
+sub deliv_wait_until
+{
+	my ($code, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	while (time <= $deadline)
+	{
+		return 1 if $code->();
+		usleep(50_000);
+	}
+	return 0;
+}
+
+# Pid of the dispatcher worker of a database.
+sub deliv_worker_pid
+{
+	my ($node, $db) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'connector dispatcher'"
+		  . " AND datname = '" . ($db // 'postgres') . "'") or return undef;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'connector dispatcher'"
+		  . " AND datname = '" . ($db // 'postgres') . "'");
+}
+
+# A field of /proc/PID/status in kB (VmRSS, RssAnon, ...).
+sub deliv_proc_kb
+{
+	my ($pid, $field) = @_;
+	open my $fh, '<', "/proc/$pid/status" or return undef;
+	while (<$fh>)
+	{
+		return $1 if /^\Q$field\E:\s+(\d+)\s+kB/;
+	}
+	return undef;
+}
+
 package ConnectorTest::Receiver;
 
 use JSON::PP;
