@@ -184,36 +184,45 @@ END
 $$;
 
 -- The event JSON of spec section 6 for event i (from 1) of an outbox row.
-CREATE FUNCTION @extschema@._event(o @extschema@.outbox, ev jsonb, i bigint) RETURNS jsonb
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-	SELECT jsonb_build_object(
-		'id', 'evt_' || o.txid::text || '_' || (o.seq + i - 1),
-		'type', ev->'type',
-		'timestamp', ev->'timestamp',
-		'data', (ev - 'type' - 'timestamp' - 'expires_at')
-				|| jsonb_build_object(
-					'app', o.app,
-					'position', o.position + i - 1,
-					'txid', o.txid::text,
-					'expires_at', to_jsonb((ev->>'expires_at')::timestamptz),
-					'origin', o.origin::jsonb))
+-- Takes the row's fields, not the row: a whole-row argument would copy the
+-- row's events text (up to 1000 events) once per event.  No SET clause, so
+-- the planner inlines it; it is called only from functions that pin
+-- search_path, and everything in it is qualified.
+CREATE FUNCTION @extschema@._event(txid xid8, seq int, app text, first_position bigint,
+								   origin jsonb, ev jsonb, i bigint)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT pg_catalog.jsonb_build_object(
+		'id', 'evt_' || txid::pg_catalog.text || '_' || (seq + i - 1),
+		'type', ev OPERATOR(pg_catalog.->) 'type',
+		'timestamp', ev OPERATOR(pg_catalog.->) 'timestamp',
+		'data', ev OPERATOR(pg_catalog.-) 'type'::pg_catalog.text
+				   OPERATOR(pg_catalog.-) 'timestamp'::pg_catalog.text
+				   OPERATOR(pg_catalog.-) 'expires_at'::pg_catalog.text
+				OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+					'app', app,
+					'position', first_position + i - 1,
+					'txid', txid::pg_catalog.text,
+					'expires_at', pg_catalog.to_jsonb(
+						(ev OPERATOR(pg_catalog.->>) 'expires_at')::pg_catalog.timestamptz),
+					'origin', origin))
 $$;
 
 -- Sealed events of an application after a position, in position order,
 -- optionally of some types only.  Rows hold up to 1000 events, so the row
--- holding position after + 1 starts at most 999 positions earlier.
+-- holding position after + 1 starts at most 999 positions earlier.  Rows are
+-- read in position order and expanded one at a time, so a limit stops the
+-- scan early.
 CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
 RETURNS TABLE ("position" bigint, type text, event jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT o.position + e.i - 1, e.ev->>'type', @extschema@._event(o, e.ev, e.i)
+	SELECT o.position + e.i - 1, e.ev->>'type',
+		   @extschema@._event(o.txid, o.seq, o.app, o.position, x.origin, e.ev, e.i)
 	  FROM @extschema@.outbox o
+	 CROSS JOIN LATERAL (SELECT o.origin::jsonb AS origin) x
 	 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
 	 WHERE o.position > after - 1000 AND o.app = p_app
-	   -- positions are dense: without a types filter no row past after + lim
-	   -- is needed, and reading it would parse all its events for nothing
-	   AND (types IS NOT NULL OR lim IS NULL OR o.position <= after + lim)
 	   AND o.position + e.i - 1 > after
 	   AND (types IS NULL OR e.ev->>'type' = ANY (types))
 	 ORDER BY o.position, e.i

@@ -18,25 +18,31 @@ COMMENT ON FUNCTION @extschema@._sign(text, bigint, text, bytea) IS
 CREATE FUNCTION @extschema@._event_positions(p_app text, after bigint, lim bigint,
 											 types text[] DEFAULT NULL)
 RETURNS SETOF bigint
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT p FROM (
-		-- without a types filter the row's count is enough: no JSON is parsed
-		SELECT o.position + g.i - 1 AS p
-		  FROM @extschema@.outbox o
-		 CROSS JOIN LATERAL generate_series(1::bigint, o.n) g(i)
-		 WHERE types IS NULL AND o.position > after - 1000 AND o.app = p_app
-		   AND (lim IS NULL OR o.position <= after + lim)
-		   AND o.position + g.i - 1 > after
-		UNION ALL
-		SELECT o.position + e.i - 1
-		  FROM @extschema@.outbox o
-		 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
-		 WHERE types IS NOT NULL AND o.position > after - 1000 AND o.app = p_app
-		   AND o.position + e.i - 1 > after
-		   AND e.ev->>'type' = ANY (types)) x
-	 ORDER BY p
-	 LIMIT lim
+BEGIN
+	IF types IS NULL THEN
+		-- the row's count is enough: no JSON is parsed
+		RETURN QUERY
+			SELECT o.position + g.i - 1
+			  FROM @extschema@.outbox o
+			 CROSS JOIN LATERAL generate_series(1::bigint, o.n) g(i)
+			 WHERE o.position > after - 1000 AND o.app = p_app
+			   AND o.position + g.i - 1 > after
+			 ORDER BY o.position, g.i
+			 LIMIT lim;
+	ELSE
+		RETURN QUERY
+			SELECT o.position + e.i - 1
+			  FROM @extschema@.outbox o
+			 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
+			 WHERE o.position > after - 1000 AND o.app = p_app
+			   AND o.position + e.i - 1 > after
+			   AND e.ev->>'type' = ANY (types)
+			 ORDER BY o.position, e.i
+			 LIMIT lim;
+	END IF;
+END
 $$;
 
 -- Pick the next messages of every active endpoint the worker is not busy

@@ -2,7 +2,7 @@
 -- text and timestamp status, partitioned tables, id changes, NULLs.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(14);
+SELECT plan(16);
 
 CREATE SCHEMA app;
 CREATE TABLE app.roles (code text PRIMARY KEY, label text NOT NULL);
@@ -86,6 +86,15 @@ INSERT INTO app.staff VALUES (2, 'svc', NULL, 'service');
 SELECT is((SELECT event #>> '{data,account,kind}' FROM connector.changes('sc', :p)), 'service',
 		  'a new mapping is used at once (cached mapping invalidated)');
 SELECT is((SELECT event #>> '{data,origin,via}' FROM connector.changes('sc', :p)), 'direct', 'origin is direct');
+
+-- Another application's events in between do not hide the next one.
+SELECT pg_temp.last_pos() AS p \gset
+INSERT INTO app.staff SELECT g, 'bulk-' || g, NULL, NULL FROM generate_series(100, 104) g;
+SELECT pg_temp.last_pos() AS q \gset
+INSERT INTO app.people VALUES ('00000000-0000-0000-0000-000000000009', 'Zoe', 'active', '{}');
+SELECT is((SELECT event #>> '{data,account,name}' FROM connector.changes('arr', :p, 1)), 'Zoe',
+		  'a page of one skips the positions of another application');
+SELECT ok((SELECT min(position) FROM connector.changes('arr', :p, 1)) > :q, 'at its own position');
 
 SELECT * FROM finish();
 ROLLBACK;
