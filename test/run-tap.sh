@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bindir=$(pg_config --bindir)
 perl_lib="$(dirname "$(pg_config --pgxs)")/../test/perl"
 work=$(mktemp -d /tmp/connector-tap.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# TAP_KEEP_LOGS=dir keeps the clusters' logs there after the run
+trap 'if [ -n "${TAP_KEEP_LOGS:-}" ]; then mkdir -p "$TAP_KEEP_LOGS"; cp -r "$work"/tmp_check/log/. "$TAP_KEEP_LOGS"/ 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 cp -r test "$work/"
 as_user=()
 if [ "$(id -u)" -eq 0 ]; then
