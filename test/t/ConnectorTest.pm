@@ -117,14 +117,17 @@ SELECT 'duplicate event id ' || id FROM (
 	return @lines;
 }
 
-# VmRSS of a process in kB (Linux), undef when it is gone.
+# VmRSS of a process in kB (Linux), undef when it is gone; with a second
+# argument another field of /proc/<pid>/status, e.g. RssAnon (private memory,
+# without the shared buffers the process touched).
 sub reliab_rss_kb
 {
-	my ($pid) = @_;
+	my ($pid, $field) = @_;
+	$field //= 'VmRSS';
 	open my $fh, '<', "/proc/$pid/status" or return undef;
 	while (<$fh>)
 	{
-		return $1 if /^VmRSS:\s+(\d+)\s+kB/;
+		return $1 if /^$field:\s+(\d+)\s+kB/;
 	}
 	return undef;
 }
