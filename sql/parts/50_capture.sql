@@ -174,8 +174,11 @@ BEGIN
 		 WHERE o.ctid = t.c
 		RETURNING o.n
 	)
-	UPDATE @extschema@.seal_state SET last_position = last_position + (SELECT sum(d.n) FROM done d)
-	RETURNING (SELECT sum(d.n) FROM done d) INTO n;
+	-- done may be empty: a concurrent sealer that held the lock before us
+	-- may have sealed every row we saw unsealed
+	UPDATE @extschema@.seal_state
+	   SET last_position = last_position + COALESCE((SELECT sum(d.n) FROM done d), 0)
+	RETURNING COALESCE((SELECT sum(d.n) FROM done d), 0) INTO n;
 	RETURN n;
 END
 $$;
