@@ -18,12 +18,7 @@ plan skip_all => 'valgrind not installed' if system('valgrind --version >/dev/nu
 
 my $node = PostgreSQL::Test::Cluster->new('valgrind');
 $node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'connector'
-connector.naptime = '100ms'
-connector.allow_private_targets = on
-connector.retry_base = '100ms'
-connector.retry_max = '1s'
+$node->append_conf('postgresql.conf', ConnectorTest::base_conf() . qq{
 connector.http_timeout = '30s'
 max_connections = 10
 autovacuum = off

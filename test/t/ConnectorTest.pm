@@ -16,17 +16,23 @@ sub node
 	my ($name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(allows_streaming => $opt{streaming} ? 1 : 0);
-	$node->append_conf('postgresql.conf', qq{
+	$node->append_conf('postgresql.conf', base_conf() . ($opt{conf} // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION connector');
+	return $node;
+}
+
+# The settings of node(): connector preloaded, tuned for fast tests.
+sub base_conf
+{
+	return qq{
 shared_preload_libraries = 'connector'
 connector.naptime = '100ms'
 connector.allow_private_targets = on
 connector.retry_base = '100ms'
 connector.retry_max = '1s'
 connector.http_timeout = '5s'
-} . ($opt{conf} // ''));
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION connector');
-	return $node;
+};
 }
 
 # SQL that loads the CRM fixture and registers it as application "crm".
