@@ -15,5 +15,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	as_user=(runuser -u postgres --)
 fi
 cd "$work"
+# prove given a directory looks for *.t only: name the suites
+[ $# -gt 0 ] || set -- test/t/*.pl
 "${as_user[@]}" env PATH="$bindir:$PATH" TESTDIR="$work" PG_REGRESS="$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress" \
-	prove -I "$perl_lib" -I test/t ${PROVE_FLAGS:-} "${@:-test/t/}"
+	prove -I "$perl_lib" -I test/t ${PROVE_FLAGS:-} "$@"
