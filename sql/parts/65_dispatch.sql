@@ -61,6 +61,7 @@ DECLARE
 	head timestamptz;
 	start bigint;
 	room int;
+	cap int;
 	m_first bigint[];
 	m_last bigint[];
 	m_id text[];
@@ -79,7 +80,11 @@ BEGIN
 			CONTINUE;
 		END IF;
 
-		SELECT per_endpoint - count(*), greatest(e.cursor, max(p.last_position))
+		-- at most about 2000 events in hand per endpoint: a round renders every
+		-- event it picks, and a big batch_size times per_endpoint messages
+		-- would hold the round (and sealing, and retries) for seconds
+		cap := least(per_endpoint, greatest(1, 2000 / e.batch_size));
+		SELECT cap - count(*), greatest(e.cursor, max(p.last_position))
 		  INTO room, start
 		  FROM @extschema@.pending p WHERE p.endpoint_id = e.id;
 		IF room > 0 THEN
@@ -122,7 +127,7 @@ BEGIN
 				  FROM @extschema@.pending q
 				 WHERE q.endpoint_id = e.id AND (e.ordered OR q.next_attempt <= now())
 				 ORDER BY q.first_position
-				 LIMIT per_endpoint) p;
+				 LIMIT cap) p;
 		IF m_first IS NULL THEN
 			CONTINUE;
 		END IF;

@@ -16,17 +16,23 @@ sub node
 	my ($name, %opt) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(allows_streaming => $opt{streaming} ? 1 : 0);
-	$node->append_conf('postgresql.conf', qq{
+	$node->append_conf('postgresql.conf', base_conf() . ($opt{conf} // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION connector');
+	return $node;
+}
+
+# The settings of node(): connector preloaded, tuned for fast tests.
+sub base_conf
+{
+	return qq{
 shared_preload_libraries = 'connector'
 connector.naptime = '100ms'
 connector.allow_private_targets = on
 connector.retry_base = '100ms'
 connector.retry_max = '1s'
 connector.http_timeout = '5s'
-} . ($opt{conf} // ''));
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION connector');
-	return $node;
+};
 }
 
 # SQL that loads the CRM fixture and registers it as application "crm".
@@ -167,6 +173,93 @@ sub deliv_proc_kb
 	while (<$fh>)
 	{
 		return $1 if /^\Q$field\E:\s+(\d+)\s+kB/;
+	}
+	return undef;
+}
+
+# --- reliability suites (020-025) ---------------------------------------
+
+# Every event of changes(app), paged: a list of [position, id, event text].
+sub reliab_changes
+{
+	my ($node, $app, $db) = @_;
+	my @all;
+	my $after = 0;
+	while (1)
+	{
+		my $out = $node->safe_psql($db // 'postgres',
+			"SELECT position, event->>'id', event::text FROM connector.changes('$app', $after, 100000)");
+		last if $out eq '';
+		for my $line (split /\n/, $out)
+		{
+			my ($pos, $id, $ev) = split /\|/, $line, 3;
+			push @all, [ $pos, $id, $ev ];
+		}
+		$after = $all[-1][0];
+	}
+	return @all;
+}
+
+# The events of received messages (a batch holds several), oldest first,
+# each a decoded hash, for requests answered 2xx.
+sub reliab_received_events
+{
+	my ($rx) = @_;
+	my @events;
+	for my $e ($rx->entries)
+	{
+		next unless defined $e->{status} && $e->{status} >= 200 && $e->{status} < 300;
+		my $doc = JSON::PP::decode_json($e->{body});
+		if (($doc->{type} // '') eq 'event.batch')
+		{
+			push @events, @{ $doc->{data}{events} };
+		}
+		else
+		{
+			push @events, $doc;
+		}
+	}
+	return @events;
+}
+
+# Problems with the outbox's shape, as a list of strings (empty when sound):
+# sealed rows cover positions 1.. (or purged_through+1..) without gaps or
+# overlaps, nothing left unsealed once sealing ran, last_position matches.
+sub reliab_outbox_problems
+{
+	my ($node, $db) = @_;
+	my $out = $node->safe_psql($db // 'postgres', q{
+SELECT connector._seal();
+WITH r AS (SELECT position, n, lag(position + n) OVER (ORDER BY position) AS expect
+             FROM connector.outbox WHERE position IS NOT NULL)
+SELECT 'gap or overlap at ' || position FROM r WHERE expect IS NOT NULL AND position <> expect
+UNION ALL
+SELECT 'unsealed rows: ' || count(*) FROM connector.outbox WHERE position IS NULL HAVING count(*) > 0
+UNION ALL
+SELECT 'last_position ' || s.last_position || ' but outbox ends at ' || max(o.position + o.n - 1)
+  FROM connector.seal_state s, connector.outbox o WHERE o.position IS NOT NULL
+ GROUP BY s.last_position HAVING s.last_position <> max(o.position + o.n - 1)
+UNION ALL
+SELECT 'duplicate event id ' || id FROM (
+	SELECT 'evt_' || txid::text || '_' || (seq + i - 1) AS id
+	  FROM connector.outbox, generate_series(1, n) i) x GROUP BY id HAVING count(*) > 1
+});
+	my @lines = split /\n/, $out;
+	shift @lines;				# the _seal() count
+	return @lines;
+}
+
+# VmRSS of a process in kB (Linux), undef when it is gone; with a second
+# argument another field of /proc/<pid>/status, e.g. RssAnon (private memory,
+# without the shared buffers the process touched).
+sub reliab_rss_kb
+{
+	my ($pid, $field) = @_;
+	$field //= 'VmRSS';
+	open my $fh, '<', "/proc/$pid/status" or return undef;
+	while (<$fh>)
+	{
+		return $1 if /^$field:\s+(\d+)\s+kB/;
 	}
 	return undef;
 }
