@@ -4,3 +4,4 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 pg_virtualenv -o 'shared_preload_libraries=connector' "$here/enumerate.sh"
 pg_virtualenv -o 'shared_preload_libraries=connector' "$here/capture.sh"
+pg_virtualenv -o 'shared_preload_libraries=connector' "$here/reconcile.sh"
