@@ -373,7 +373,7 @@ BEGIN
 				WHERE action IN ('grant', 'revoke', 'disable', 'enable')) THEN
 		RAISE EXCEPTION 'drift remains after enforcement';
 	END IF;
-	IF NOT EXISTS (SELECT 1 FROM "Finance Ledger".memberships WHERE user_id = 22) THEN
+	IF (SELECT entitlements FROM connector.accounts('ledger') WHERE id = '22') IS DISTINCT FROM ARRAY['1'] THEN
 		RAISE EXCEPTION 'the unmanaged account was changed';
 	END IF;
 END
@@ -390,6 +390,7 @@ SELECT connector.grant('ledger', '3', '3', request_id => 'req-1006',
 SQL
 app_rows 3
 say "waiting for the dispatcher (it checks expiries every connector.naptime)..."
+SECONDS=0
 for i in $(seq 1 40); do
 	left=$(sql -tA -c 'SELECT count(*) FROM "Finance Ledger".memberships WHERE user_id = 3 AND role_id = 3')
 	[ "$left" = 0 ] && break
@@ -398,6 +399,8 @@ done
 if [ "$left" != 0 ]; then
 	say "the worker did not expire it within 20 s; expiring it by hand"
 	sql -c 'SELECT connector.expire_grants()'
+else
+	say "the dispatcher revoked it by itself, ${SECONDS} s after the grant"
 fi
 app_rows 3
 sql <<'SQL'
