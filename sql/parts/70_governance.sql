@@ -59,12 +59,13 @@ BEGIN
 	  FROM jsonb_array_elements(desired->'accounts') WITH ORDINALITY x(e, o)
 	 WHERE jsonb_typeof(x.e) <> 'object'
 		OR jsonb_typeof(x.e->'id') IS DISTINCT FROM 'string' AND jsonb_typeof(x.e->'id') IS DISTINCT FROM 'number'
-		OR (x.e - 'id' - 'enabled' - 'entitlements') <> '{}'
 		OR jsonb_typeof(x.e->'enabled') NOT IN ('boolean', 'null')
 		OR jsonb_typeof(x.e->'entitlements') NOT IN ('array', 'null')
-		OR (jsonb_typeof(x.e->'entitlements') = 'array'
-			AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.e->'entitlements') y(el)
-						 WHERE jsonb_typeof(y.el) NOT IN ('string', 'number')))
+		-- jsonpath: no subquery per entry
+		OR jsonb_path_exists(x.e, '$.keyvalue() ? (@.key != "id" && @.key != "enabled" && @.key != "entitlements")',
+							 '{}', true)
+		OR jsonb_path_exists(x.e, 'strict $.entitlements[*] ? (@.type() != "string" && @.type() != "number")',
+							 '{}', true)
 	 ORDER BY x.o LIMIT 1;
 	IF NOT FOUND THEN
 		RETURN COALESCE((desired->'complete')::boolean, false);
@@ -189,7 +190,11 @@ CREATE FUNCTION @extschema@._reconcile(m jsonb, raw_acc text, raw_ent text, src_
 									   request_id text)
 RETURNS TABLE (action text, account text, entitlement text, detail jsonb)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
+-- JIT compilation costs more than it saves on these hash joins, and the
+-- hash tables of a large state should stay in memory
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET work_mem = '64MB' AS $$
 DECLARE
 	p_app text := m->>'app';
 	a jsonb := m->'accounts';
@@ -197,13 +202,14 @@ DECLARE
 	acc_typ regtype := @extschema@._account_type(m);
 	ent_typ regtype := COALESCE((m->'cache'->>'entitlement_type')::oid::regtype, 'text'::regtype);
 	writes text[] := ARRAY['grant', 'revoke', 'disable', 'enable'];
-	dup record;
+	dup jsonb;
+	scalar record;
 	h text;
 	prior jsonb;
 	rows jsonb;
 	r jsonb;
 	op text;
-	outcome jsonb;
+	outcomes jsonb[] := '{}';	-- by result index + 1
 	i int;
 BEGIN
 	PERFORM @extschema@._require(enforce, 'enforce');
@@ -218,18 +224,97 @@ BEGIN
 				  HINT = 'Report-only reconciliation (enforce = false) is always allowed; the mapping key "operations" lists the writes the platform may use.';
 	END IF;
 
-	-- ids that do not parse, duplicate accounts, too many for a scalar grant
-	PERFORM @extschema@._rc_check_ids(raw_acc, arg, acc_typ, 'account', p_app);
-	PERFORM @extschema@._rc_check_ids(raw_ent, arg, ent_typ, 'entitlement', p_app);
-	EXECUTE format('SELECT s.account::%1$s::text AS account, array_agg(s.pos ORDER BY s.pos) AS pos'
-				   ' FROM (%2$s) s(pos, account, enabled, manage)'
-				   ' GROUP BY s.account::%1$s HAVING count(*) > 1 ORDER BY min(s.pos) LIMIT 1',
-				   acc_typ, src_acc)
-		INTO dup USING arg;
-	IF dup.account IS NOT NULL THEN
-		RAISE EXCEPTION 'account "%" appears more than once in the desired state', left(dup.account, 200)
+	-- The comparison: one statement of hash joins.  Ids are cast to their
+	-- column types in it; only when a cast fails are the ids checked one
+	-- by one, to raise the write API's error for the first bad one.
+	BEGIN
+		EXECUTE format($q$
+			WITH d_acc AS MATERIALIZED (
+				SELECT s.pos, s.account::%1$s AS account, s.enabled, s.manage
+				  FROM (%3$s) s(pos, account, enabled, manage)),
+			d_gr AS MATERIALIZED (
+				SELECT s.account::%1$s AS account, s.entitlement::%2$s AS entitlement
+				  FROM (%4$s) s(account, entitlement)),
+			a_acc AS (SELECT t.%5$I AS account, %6$s AS enabled FROM %7$s t),
+			a_gr(account, entitlement) AS (%8$s),
+			ents AS (%9$s),
+			-- grants on one side only: desired (grant) or actual (revoke)
+			gr AS MATERIALIZED (
+				SELECT COALESCE(g.account, y.account) AS account,
+					   COALESCE(g.entitlement, y.entitlement) AS entitlement,
+					   g.account IS NOT NULL AS desired
+				  FROM d_gr g FULL JOIN a_gr y ON y.account = g.account AND y.entitlement = g.entitlement
+				 WHERE g.account IS NULL OR y.account IS NULL),
+			unknown AS (SELECT d.* FROM d_acc d WHERE NOT EXISTS (SELECT 1 FROM a_acc x WHERE x.account = d.account)),
+			unmanaged AS (SELECT x.* FROM a_acc x WHERE $2 AND NOT EXISTS (SELECT 1 FROM d_acc d WHERE d.account = x.account)),
+			diff AS (
+				SELECT 1 AS o, 'unknown_account' AS action, u.account, NULL::%2$s AS entitlement,
+					   jsonb_build_object('reason', 'the account does not exist',
+										  'desired', jsonb_strip_nulls(jsonb_build_object(
+												'enabled', u.enabled,
+												'entitlements', CASE WHEN u.manage THEN COALESCE(ue.ents, '[]') END))) AS detail
+				  FROM unknown u
+				  LEFT JOIN (SELECT y.account, jsonb_agg(y.entitlement::text ORDER BY y.entitlement) AS ents
+							   FROM (SELECT DISTINCT g.account, g.entitlement
+									   FROM d_gr g JOIN unknown u2 USING (account)) y
+							  GROUP BY y.account) ue USING (account)
+				UNION ALL
+				SELECT 2, 'unmanaged_account', x.account, NULL,
+					   jsonb_build_object('reason', 'the account is absent from a complete desired state',
+										  'actual', jsonb_build_object('enabled', x.enabled,
+																	   'entitlements', COALESCE(xe.ents, '[]')))
+				  FROM unmanaged x
+				  LEFT JOIN (SELECT y.account, jsonb_agg(y.entitlement::text ORDER BY y.entitlement) AS ents
+							   FROM (SELECT DISTINCT g.account, g.entitlement
+									   FROM a_gr g JOIN unmanaged u USING (account)) y
+							  GROUP BY y.account) xe USING (account)
+				UNION ALL
+				SELECT 3, CASE WHEN d.enabled THEN 'enable' ELSE 'disable' END, d.account, NULL,
+					   jsonb_build_object('desired', d.enabled, 'actual', x.enabled)
+				  FROM d_acc d JOIN a_acc x USING (account)
+				 WHERE d.enabled IS DISTINCT FROM x.enabled AND d.enabled IS NOT NULL
+				UNION ALL
+				SELECT 4, 'grant', g.account, g.entitlement,
+					   jsonb_build_object('desired', true, 'actual', false)
+					   || CASE WHEN e.known THEN '{}'::jsonb
+							   ELSE '{"unknown_entitlement": true, "reason": "the entitlement does not exist; never applied"}' END
+				  FROM (SELECT DISTINCT r.account, r.entitlement FROM gr r WHERE r.desired) g
+				  JOIN a_acc x USING (account)
+				  LEFT JOIN (SELECT DISTINCT k.id AS entitlement, true AS known FROM ents k) e USING (entitlement)
+				UNION ALL
+				SELECT 5, 'revoke', y.account, y.entitlement,
+					   jsonb_build_object('desired', false, 'actual', true)
+				  FROM (SELECT DISTINCT r.account, r.entitlement FROM gr r WHERE NOT r.desired) y
+				  JOIN d_acc d ON d.account = y.account AND d.manage)
+			SELECT (SELECT jsonb_build_object('account', z.account::text, 'pos', jsonb_agg(z.pos ORDER BY z.pos))
+					  FROM d_acc z
+					 WHERE z.account = (SELECT w.account FROM d_acc w GROUP BY w.account HAVING count(*) > 1
+										 ORDER BY min(w.pos) LIMIT 1)
+					 GROUP BY z.account),
+				   COALESCE(jsonb_agg(jsonb_build_object('action', f.action, 'account', f.account::text,
+														 'entitlement', f.entitlement::text, 'detail', f.detail)
+									  ORDER BY f.account, f.o, f.entitlement), '[]')
+			  FROM diff f
+			$q$,
+			acc_typ, ent_typ, src_acc, src_gr,
+			a->>'id', @extschema@._gov_enabled_expr(m, 't'), ((a->>'relid')::oid)::regclass,
+			@extschema@._rc_actual_grants_sql(m),
+			CASE WHEN m ? 'entitlements'
+				 THEN format('SELECT k.%I AS id FROM %s k', m->'entitlements'->>'id',
+							 ((m->'entitlements'->>'relid')::oid)::regclass)
+				 -- without an entitlements table every id that parses is an entitlement
+				 ELSE format('SELECT g.entitlement AS id FROM d_gr g') END)
+			INTO dup, rows USING arg, complete;
+	EXCEPTION WHEN data_exception THEN
+		PERFORM @extschema@._rc_check_ids(raw_acc, arg, acc_typ, 'account', p_app);
+		PERFORM @extschema@._rc_check_ids(raw_ent, arg, ent_typ, 'entitlement', p_app);
+		RAISE;
+	END;
+	IF dup IS NOT NULL THEN
+		RAISE EXCEPTION 'account "%" appears more than once in the desired state', left(dup->>'account', 200)
 			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = format('Entries %s name it.', array_to_string(dup.pos, ', ')),
+				  DETAIL = format('Entries %s name it.',
+								  array_to_string(ARRAY(SELECT jsonb_array_elements_text(dup->'pos')), ', ')),
 				  HINT = 'Give each account once, with all its entitlements.';
 	END IF;
 	IF m->'cache'->>'grant_shape' = 'scalar' THEN
@@ -237,10 +322,10 @@ BEGIN
 					   ' FROM (%3$s) s(account, entitlement)'
 					   ' GROUP BY s.account::%1$s HAVING count(DISTINCT s.entitlement::%2$s) > 1'
 					   ' ORDER BY s.account::%1$s LIMIT 1', acc_typ, ent_typ, src_gr)
-			INTO dup USING arg;
-		IF dup.account IS NOT NULL THEN
+			INTO scalar USING arg;
+		IF scalar.account IS NOT NULL THEN
 			RAISE EXCEPTION 'account "%" has % entitlements in the desired state, but application "%" holds one per account',
-				left(dup.account, 200), dup.n, p_app
+				left(scalar.account, 200), scalar.n, p_app
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = format('Mapping key "grants.column" names the scalar column "%s".',
 									  m->'grants'->>'column');
@@ -264,75 +349,6 @@ BEGIN
 		END IF;
 	END IF;
 
-	-- The comparison: one statement.
-	EXECUTE format($q$
-		WITH d_acc AS MATERIALIZED (
-			SELECT s.account::%1$s AS account, s.enabled, s.manage
-			  FROM (%3$s) s(pos, account, enabled, manage)),
-		d_gr AS MATERIALIZED (
-			SELECT DISTINCT s.account::%1$s AS account, s.entitlement::%2$s AS entitlement
-			  FROM (%4$s) s(account, entitlement)),
-		a_acc AS (SELECT t.%5$I AS account, %6$s AS enabled FROM %7$s t),
-		a_gr(account, entitlement) AS MATERIALIZED (%8$s),
-		ents AS (%9$s),
-		unknown AS (SELECT d.* FROM d_acc d WHERE NOT EXISTS (SELECT 1 FROM a_acc x WHERE x.account = d.account)),
-		unmanaged AS (SELECT x.* FROM a_acc x WHERE $2 AND NOT EXISTS (SELECT 1 FROM d_acc d WHERE d.account = x.account)),
-		diff AS (
-			SELECT 1 AS o, 'unknown_account' AS action, u.account, NULL::%2$s AS entitlement,
-				   jsonb_build_object('reason', 'the account does not exist',
-									  'desired', jsonb_strip_nulls(jsonb_build_object(
-											'enabled', u.enabled,
-											'entitlements', CASE WHEN u.manage THEN COALESCE(ue.ents, '[]') END))) AS detail
-			  FROM unknown u
-			  LEFT JOIN (SELECT g.account, jsonb_agg(g.entitlement::text ORDER BY g.entitlement) AS ents
-						   FROM d_gr g JOIN unknown u2 USING (account) GROUP BY g.account) ue USING (account)
-			UNION ALL
-			SELECT 2, 'unmanaged_account', x.account, NULL,
-				   jsonb_build_object('reason', 'the account is absent from a complete desired state',
-									  'actual', jsonb_build_object('enabled', x.enabled,
-																   'entitlements', COALESCE(xe.ents, '[]')))
-			  FROM unmanaged x
-			  LEFT JOIN (SELECT y.account, jsonb_agg(y.entitlement::text ORDER BY y.entitlement) AS ents
-						   FROM (SELECT DISTINCT g.account, g.entitlement
-								   FROM a_gr g JOIN unmanaged u USING (account)) y
-						  GROUP BY y.account) xe USING (account)
-			UNION ALL
-			SELECT 3, CASE WHEN d.enabled THEN 'enable' ELSE 'disable' END, d.account, NULL,
-				   jsonb_build_object('desired', d.enabled, 'actual', x.enabled)
-			  FROM d_acc d JOIN a_acc x USING (account)
-			 WHERE d.enabled IS DISTINCT FROM x.enabled AND d.enabled IS NOT NULL
-			UNION ALL
-			SELECT 4, 'grant', g.account, g.entitlement,
-				   jsonb_build_object('desired', true, 'actual', false)
-				   || CASE WHEN e.known THEN '{}'::jsonb
-						   ELSE '{"unknown_entitlement": true, "reason": "the entitlement does not exist; never applied"}' END
-			  FROM d_gr g
-			  JOIN a_acc x USING (account)
-			  LEFT JOIN (SELECT DISTINCT k.id AS entitlement, true AS known FROM ents k) e USING (entitlement)
-			 WHERE NOT EXISTS (SELECT 1 FROM a_gr y
-								WHERE y.account = g.account AND y.entitlement = g.entitlement)
-			UNION ALL
-			SELECT DISTINCT 5, 'revoke', y.account, y.entitlement,
-				   jsonb_build_object('desired', false, 'actual', true)
-			  FROM a_gr y
-			  JOIN d_acc d ON d.account = y.account AND d.manage
-			 WHERE NOT EXISTS (SELECT 1 FROM d_gr g
-								WHERE g.account = y.account AND g.entitlement = y.entitlement))
-		SELECT COALESCE(jsonb_agg(jsonb_build_object('action', f.action, 'account', f.account::text,
-													 'entitlement', f.entitlement::text, 'detail', f.detail)
-								  ORDER BY f.account, f.o, f.entitlement), '[]')
-		  FROM diff f
-		$q$,
-		acc_typ, ent_typ, src_acc, src_gr,
-		a->>'id', @extschema@._gov_enabled_expr(m, 't'), ((a->>'relid')::oid)::regclass,
-		@extschema@._rc_actual_grants_sql(m),
-		CASE WHEN m ? 'entitlements'
-			 THEN format('SELECT k.%I AS id FROM %s k', m->'entitlements'->>'id',
-						 ((m->'entitlements'->>'relid')::oid)::regclass)
-			 -- without an entitlements table every id that parses is an entitlement
-			 ELSE format('SELECT g.entitlement AS id FROM d_gr g') END)
-		INTO rows USING arg, complete;
-
 	IF enforce THEN
 		-- every write needed must be allowed before anything changes
 		FOR op IN SELECT DISTINCT x->>'action' FROM jsonb_array_elements(rows) x
@@ -343,12 +359,17 @@ BEGIN
 		FOR i, r IN SELECT x.o - 1, x.v FROM jsonb_array_elements(rows) WITH ORDINALITY x(v, o)
 					 WHERE x.v->>'action' = ANY (writes) AND NOT x.v->'detail' ? 'unknown_entitlement'
 					 ORDER BY array_position(ARRAY['revoke', 'disable', 'enable', 'grant'], x.v->>'action'), x.o LOOP
-			outcome := @extschema@._write(m, r->>'action',
-										  jsonb_strip_nulls(jsonb_build_object('account', r->>'account',
-																			   'entitlement', r->>'entitlement')),
-										  'reconcile');
-			rows := jsonb_set(rows, ARRAY[i::text, 'detail', 'outcome'], outcome);
+			outcomes[i + 1] := (
+				@extschema@._write(m, r->>'action',
+								   jsonb_strip_nulls(jsonb_build_object('account', r->>'account',
+																		'entitlement', r->>'entitlement')),
+								   'reconcile'));
 		END LOOP;
+		-- one pass, not one copy of the whole result per change
+		SELECT jsonb_agg(CASE WHEN outcomes[x.o] IS NOT NULL
+							  THEN jsonb_set(x.v, '{detail,outcome}', outcomes[x.o])
+							  ELSE x.v END ORDER BY x.o)
+		  INTO rows FROM jsonb_array_elements(rows) WITH ORDINALITY x(v, o);
 		IF request_id IS NOT NULL THEN
 			UPDATE @extschema@.request q SET outcome = rows
 			 WHERE q.app = p_app AND q.request_id = _reconcile.request_id;
@@ -483,7 +504,8 @@ $$;
 CREATE FUNCTION @extschema@.findings(app text)
 RETURNS TABLE (code text, severity text, account text, detail jsonb, reference text)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp
+SET jit = off AS $$
 DECLARE
 	m jsonb := @extschema@._write_mapping(app);
 	a jsonb := m->'accounts';
@@ -691,6 +713,10 @@ BEGIN
 				  ORDER BY a.app LOOP
 		-- Expiry is the application owner's own policy (its expiry column or
 		-- an expiry the platform set): it runs whatever the allowlist says.
+		-- The dispatcher calls this every naptime inside its round, which holds
+		-- the sealing lock: when nothing has expired, cost one cheap query.
+		m := @extschema@._mapping(p_app);
+		CONTINUE WHEN NOT EXISTS (SELECT 1 FROM @extschema@._expired_grants(m));
 		m := @extschema@._write_mapping(p_app) - 'operations';
 		FOR x IN SELECT * FROM @extschema@._expired_grants(m) LOOP
 			BEGIN
