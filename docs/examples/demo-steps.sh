@@ -281,4 +281,144 @@ SQL
 app_rows 22
 expect_no_events "$before" 'the rolled-back direct change'
 
+step "18. The platform submits its desired state (report only)"
+say "What the platform believes: the people and service accounts it manages, with their roles."
+say "It never approved svc-bank-feed's ledger.admin (step 15), and wants a.martin disabled."
+cat > /tmp/ledger-desired.json <<'JSON'
+{"complete": true, "accounts": [
+  {"id": "1", "enabled": false, "entitlements": ["1", "2"]},
+  {"id": "2", "enabled": true,  "entitlements": ["1", "2", "3"]},
+  {"id": "3", "enabled": true,  "entitlements": ["1", "2"]},
+  {"id": "4", "enabled": false, "entitlements": ["2"]},
+  {"id": "5", "enabled": false, "entitlements": []},
+  {"id": "20", "enabled": false, "entitlements": []},
+  {"id": "21", "enabled": true,  "entitlements": ["2"]},
+  {"id": "30", "enabled": true,  "entitlements": ["1"]}]}
+JSON
+sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+SET ROLE okta_agent;
+SELECT action, account, entitlement, detail FROM connector.reconcile('ledger', :'desired');
+SQL
+sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+SET ROLE okta_agent;
+SET demo.desired = :'desired';
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM connector.reconcile('ledger', current_setting('demo.desired')::jsonb)
+					WHERE action = 'revoke' AND account = '21' AND entitlement = '9') THEN
+		RAISE EXCEPTION 'the report does not show the shadow grant of step 15';
+	END IF;
+END
+$$;
+SQL
+say "the drift: a.martin should be disabled; e.silva, suspended, still holds ledger.admin;"
+say "svc-bank-feed holds ledger.admin, which nobody asked for; bot-reports is unmanaged; account 30 does not exist."
+
+step "19. Findings: the non-human identity risks, mapped to the OWASP NHI Top 10 (2025)"
+say "Meanwhile a Ledger admin issued bot-reports a new API key, in plain SQL, with no expiry."
+sql <<'SQL'
+SET ROLE ledger_app;
+INSERT INTO "Finance Ledger".api_keys (user_id, key_prefix, key_hash)
+VALUES (22, 'lk_live_5e21', encode(sha256('demo-secret-4'), 'hex'));
+SQL
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT code, severity, account, reference, detail->>'reason' AS why,
+	   coalesce(detail->>'credential', detail->>'entitlement') AS "credential/entitlement"
+  FROM connector.findings('ledger')
+ ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, code, account;
+SQL
+sql <<'SQL'
+SET ROLE okta_agent;
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM connector.findings('ledger') WHERE code = 'shadow_grant' AND account = '21') THEN
+		RAISE EXCEPTION 'no shadow_grant finding for svc-bank-feed';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM connector.findings('ledger') WHERE code = 'orphaned_account' AND account = '21') THEN
+		RAISE EXCEPTION 'no orphaned_account finding for svc-bank-feed (its owner d.novak is suspended)';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM connector.findings('ledger') WHERE code = 'long_lived_credential'
+					  AND detail->>'reason' = 'the credential never expires') THEN
+		RAISE EXCEPTION 'no finding for a never-expiring API key';
+	END IF;
+END
+$$;
+SQL
+say "checked: the shadow grant, the orphaned service account and the never-expiring key are all flagged"
+
+step "20. The platform enforces its desired state (request rc-2001)"
+say "Each difference goes through the same write path as a single call, with origin \"reconcile\";"
+say "bot-reports is unmanaged: reported, never touched."
+before=$(feed_end)
+sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+SET ROLE okta_agent;
+SELECT action, account, entitlement, detail->>'outcome' AS outcome
+  FROM connector.reconcile('ledger', :'desired', enforce => true, request_id => 'rc-2001')
+ WHERE action NOT IN ('unmanaged_account', 'unknown_account');
+SQL
+app_rows "1, 2, 21, 22"
+sql -v since="$before" <<'SQL'
+SET ROLE okta_agent;
+SELECT event->>'type' AS type, event#>>'{data,account,name}' AS account,
+	   event#>>'{data,entitlement,name}' AS entitlement, event#>>'{data,origin,via}' AS via
+  FROM connector.changes('ledger', :since);
+SQL
+sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+SET ROLE okta_agent;
+SET demo.desired = :'desired';
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM connector.reconcile('ledger', current_setting('demo.desired')::jsonb)
+				WHERE action IN ('grant', 'revoke', 'disable', 'enable')) THEN
+		RAISE EXCEPTION 'drift remains after enforcement';
+	END IF;
+	IF (SELECT entitlements FROM connector.accounts('ledger') WHERE id = '22') IS DISTINCT FROM ARRAY['1'] THEN
+		RAISE EXCEPTION 'the unmanaged account was changed';
+	END IF;
+END
+$$;
+SQL
+say "checked: no drift is left, and the unmanaged bot-reports kept its role"
+
+step "21. Just-in-time access: a 5-second grant expires by itself"
+say "The platform gives c.dubois ledger.approver for 5 seconds; nobody revokes it."
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.grant('ledger', '3', '3', request_id => 'req-1006',
+					   expires_at => now() + interval '5 seconds') AS result;
+SQL
+app_rows 3
+say "waiting for the dispatcher (it checks expiries every connector.naptime)..."
+SECONDS=0
+for i in $(seq 1 40); do
+	left=$(sql -tA -c 'SELECT count(*) FROM "Finance Ledger".memberships WHERE user_id = 3 AND role_id = 3')
+	[ "$left" = 0 ] && break
+	sleep 0.5
+done
+if [ "$left" != 0 ]; then
+	say "the worker did not expire it within 20 s; expiring it by hand"
+	sql -c 'SELECT connector.expire_grants()'
+else
+	say "the dispatcher revoked it by itself, ${SECONDS} s after the grant"
+fi
+app_rows 3
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT event->>'type' AS type, event#>>'{data,account,name}' AS account,
+	   event#>>'{data,entitlement,name}' AS entitlement, event#>>'{data,origin,via}' AS via
+  FROM connector.changes('ledger', 0, 100000)
+ WHERE event#>>'{data,origin,via}' = 'expiry';
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM connector.changes('ledger', 0, 100000)
+					WHERE event->>'type' = 'access.revoked' AND event#>>'{data,origin,via}' = 'expiry'
+					  AND event#>>'{data,account,name}' = 'c.dubois') THEN
+		RAISE EXCEPTION 'no access.revoked event with origin expiry';
+	END IF;
+END
+$$;
+SQL
+say "the grant ended on time, with an access.revoked event whose origin is \"expiry\""
+
 printf '\n== Done.\n'

@@ -272,11 +272,13 @@ BEGIN
 END
 $$;
 
--- Periodic work of the worker: retention in a bounded batch.
+-- Periodic work of the worker: retention in a bounded batch, and expiry of
+-- time-bound grants (expire_grants, in 70_governance.sql).
 CREATE FUNCTION @extschema@._dispatch_maintain() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM @extschema@.purge_events(10000);
+	PERFORM @extschema@.expire_grants();
 END
 $$;
