@@ -38,7 +38,7 @@ extract() {
 				mode = "skip"
 			else if (match(prev, /<!-- docs-test: error [0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z] -->/)) {
 				mode = "error"
-				state = substr(prev, RSTART + 23, 5)
+				state = substr(prev, RSTART + 22, 5)
 			} else if (prev ~ /docs-test:/)
 				mode = "bad"
 			print n, NR, mode, state
