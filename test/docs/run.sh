@@ -12,7 +12,7 @@
 #   <!-- docs-test: skip -->              a fragment or illustrative output
 #   <!-- docs-test: error SQLSTATE -->    must fail with that SQLSTATE
 #
-# Prints one line per block (file:line ok/FAIL) and "N passed, N failed".
+# Prints one line per block (file:line ok, FAIL or skip) and "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -69,6 +69,7 @@ for f in README.md docs/*.md; do
 			continue
 		fi
 		if [ "$mode" = skip ]; then
+			echo "$where skip"
 			skipped=$((skipped + 1))
 			continue
 		fi
