@@ -1317,26 +1317,40 @@ EntitlementEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 	WriteEvent(cc, &ev);
 }
 
+/*
+ * What membership and credential events share: the account (named through
+ * the accounts table), the expiry, and the row before and after.
+ */
+static void
+FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, HeapTuple new)
+{
+	CaptureMap *map = cc->map;
+	TupleDesc	desc = cc->desc;
+	bool		isnull;
+	Datum		key;
+
+	ev->account_id = PurposeText(map, P_ACCOUNT, tup, desc);
+	ev->expires = PurposeText(map, P_EXPIRES, tup, desc);
+	ev->before = old ? RenderRow(map, old, desc) : NULL;
+	ev->after = new ? RenderRow(map, new, desc) : NULL;
+	key = PurposeValue(map, P_ACCOUNT, tup, desc, &isnull);
+	if (!isnull)
+		LookupName(&map->account_lookup, key, ev->account_id, &ev->account_name, &ev->account_kind);
+}
+
 /* One access.* event for a row of the membership table. */
 static void
 MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old, HeapTuple new)
 {
 	CaptureMap *map = cc->map;
-	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
 	bool		isnull;
 	Datum		key;
 
 	ev.type = type;
-	ev.account_id = PurposeText(map, P_ACCOUNT, tup, desc);
-	ev.entitlement_id = PurposeText(map, P_ENTITLEMENT, tup, desc);
-	ev.expires = PurposeText(map, P_EXPIRES, tup, desc);
-	ev.before = old ? RenderRow(map, old, desc) : NULL;
-	ev.after = new ? RenderRow(map, new, desc) : NULL;
-	key = PurposeValue(map, P_ACCOUNT, tup, desc, &isnull);
-	if (!isnull)
-		LookupName(&map->account_lookup, key, ev.account_id, &ev.account_name, &ev.account_kind);
-	key = PurposeValue(map, P_ENTITLEMENT, tup, desc, &isnull);
+	FillLinkedAccount(cc, &ev, tup, old, new);
+	ev.entitlement_id = PurposeText(map, P_ENTITLEMENT, tup, cc->desc);
+	key = PurposeValue(map, P_ENTITLEMENT, tup, cc->desc, &isnull);
 	if (!isnull)
 		LookupName(&map->entitlement_lookup, key, ev.entitlement_id, &ev.entitlement_name, NULL);
 	WriteEvent(cc, &ev);
@@ -1375,8 +1389,6 @@ CredentialEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
 	HeapTuple	cur = new ? new : old;
-	bool		isnull;
-	Datum		key;
 
 	if (old == NULL)
 		ev.type = "credential.created";
@@ -1395,13 +1407,7 @@ CredentialEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 			return;				/* unmapped columns or last use only */
 	}
 	ev.credential_id = PurposeText(map, P_ID, cur, desc);
-	ev.account_id = PurposeText(map, P_ACCOUNT, cur, desc);
-	ev.expires = PurposeText(map, P_EXPIRES, cur, desc);
-	ev.before = old ? RenderRow(map, old, desc) : NULL;
-	ev.after = new ? RenderRow(map, new, desc) : NULL;
-	key = PurposeValue(map, P_ACCOUNT, cur, desc, &isnull);
-	if (!isnull)
-		LookupName(&map->account_lookup, key, ev.account_id, &ev.account_name, &ev.account_kind);
+	FillLinkedAccount(cc, &ev, cur, old, new);
 	WriteEvent(cc, &ev);
 }
 

@@ -304,7 +304,8 @@ sub entries
 	my $log = "$self->{dir}/log.jsonl";
 	return () unless -e $log;
 	open my $fh, '<', $log or die $!;
-	my @e = map { decode_json($_) } grep { /\S/ } <$fh>;
+	# the receiver may be writing a line right now: only complete lines count
+	my @e = map { decode_json($_) } grep { /\S/ && /\n\z/ } <$fh>;
 	close $fh;
 	return @e;
 }
