@@ -298,7 +298,7 @@ expect_no_events "$before" 'the rolled-back direct change'
 step "18. The platform submits its desired state (report only)"
 say "What the platform believes: the people and service accounts it manages, with their roles."
 say "It never approved svc-bank-feed's ledger.admin (step 15), and wants a.martin disabled."
-cat > /tmp/ledger-desired.json <<'JSON'
+desired=$(cat <<'JSON'
 {"complete": true, "accounts": [
   {"id": "1", "enabled": false, "entitlements": ["1", "2"]},
   {"id": "2", "enabled": true,  "entitlements": ["1", "2", "3"]},
@@ -309,11 +309,12 @@ cat > /tmp/ledger-desired.json <<'JSON'
   {"id": "21", "enabled": true,  "entitlements": ["2"]},
   {"id": "30", "enabled": true,  "entitlements": ["1"]}]}
 JSON
-sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+)
+sql -v desired="$desired" <<'SQL'
 SET ROLE okta_agent;
 SELECT action, account, entitlement, detail FROM connector.reconcile('ledger', :'desired');
 SQL
-sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+sql -v desired="$desired" <<'SQL'
 SET ROLE okta_agent;
 SET demo.desired = :'desired';
 DO $$
@@ -365,7 +366,7 @@ step "20. The platform enforces its desired state (request rc-2001)"
 say "Each difference goes through the same write path as a single call, with origin \"reconcile\";"
 say "bot-reports is unmanaged: reported, never touched."
 before=$(feed_end)
-sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+sql -v desired="$desired" <<'SQL'
 SET ROLE okta_agent;
 SELECT action, account, entitlement, detail->>'outcome' AS outcome
   FROM connector.reconcile('ledger', :'desired', enforce => true, request_id => 'rc-2001')
@@ -378,7 +379,7 @@ SELECT event->>'type' AS type, event#>>'{data,account,name}' AS account,
 	   event#>>'{data,entitlement,name}' AS entitlement, event#>>'{data,origin,via}' AS via
   FROM connector.changes('ledger', :since);
 SQL
-sql -v desired="$(cat /tmp/ledger-desired.json)" <<'SQL'
+sql -v desired="$desired" <<'SQL'
 SET ROLE okta_agent;
 SET demo.desired = :'desired';
 DO $$

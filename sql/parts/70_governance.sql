@@ -754,13 +754,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.expire_grants(text) IS
 	'Revoke the grants whose expiry has passed (origin "expiry"); returns how many.  The dispatcher calls it every connector.naptime.';
 
-REVOKE ALL ON FUNCTION
-	@extschema@.reconcile(text, jsonb, boolean, text),
-	@extschema@.reconcile_table(text, regclass, boolean, text),
-	@extschema@.findings(text),
-	@extschema@.expire_grants(text)
-FROM PUBLIC;
-
 GRANT EXECUTE ON FUNCTION
 	@extschema@.reconcile(text, jsonb, boolean, text),
 	@extschema@.reconcile_table(text, regclass, boolean, text),
