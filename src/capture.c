@@ -32,6 +32,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/nbtree.h"
 #include "access/relscan.h"
@@ -97,12 +98,14 @@ typedef struct MappedCol
 {
 	AttrNumber	attnum;
 	char	   *name;
-	char	   *json_key;		/* "name": , escaped once */
+	char	   *json_key;		/* "name": escaped once */
 	Oid			typid;
 	Oid			typoutput;
+	FmgrInfo	outfn;			/* typoutput, looked up once */
 	int16		typlen;
 	bool		typbyval;
 	JsonCat		cat;
+	bool		plain_number;	/* integer: its output is always a JSON number */
 } MappedCol;
 
 /* Purposes a mapped column can serve; one column may serve several. */
@@ -159,6 +162,9 @@ typedef struct CaptureMap
 	int16		grants_elem_len;
 	bool		grants_elem_byval;
 	char		grants_elem_align;
+	Oid			grants_id_type;	/* of an id held: the element or the column */
+	int16		grants_id_len;
+	bool		grants_id_byval;
 	NameLookup	account_lookup;
 	NameLookup	entitlement_lookup;
 } CaptureMap;
@@ -173,7 +179,9 @@ typedef struct EventRec
 	char	   *entitlement_id;
 	char	   *entitlement_name;
 	char	   *credential_id;
-	char	   *before;
+	HeapTuple	before_tup;		/* rows of the mapped table, or NULL */
+	HeapTuple	after_tup;
+	char	   *before;			/* or the rows as JSON text (_emit) */
 	char	   *after;
 	char	   *expires;
 } EventRec;
@@ -199,6 +207,12 @@ typedef struct Chunk
 
 static HTAB *capture_maps = NULL;
 static HTAB *name_cache = NULL;	/* see LookupName */
+static MemoryContext name_cxt = NULL;
+static uint64 name_generation;
+static bool name_cache_shared;
+static bool names_stale = false;	/* a lookup table or a mapping changed */
+static Oid	outbox_relid = InvalidOid;	/* see FindOutbox */
+static Oid	outbox_indexid = InvalidOid;
 
 static MemoryContext buffer_cxt = NULL; /* child of TopTransactionContext */
 static List *chunks = NIL;		/* of Chunk *, in event order */
@@ -214,6 +228,7 @@ PG_FUNCTION_INFO_V1(connector_outer_user);
 
 static void FlushChunks(void);
 static void EnsureBufferContext(void);
+static void ForgetNames(void);
 
 /* ---- transaction bookkeeping ---- */
 
@@ -236,7 +251,8 @@ CaptureXactCallback(XactEvent event, void *arg)
 			chunks = NIL;
 			buffer_cxt = NULL;
 			buffered_bytes = 0;
-			name_cache = NULL;
+			if (!name_cache_shared)
+				ForgetNames();
 			break;
 		default:
 			break;
@@ -252,7 +268,6 @@ CaptureSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		name_cache = NULL;		/* names may have been rolled back */
 		foreach(lc, chunks)
 		{
 			Chunk	   *c = lfirst(lc);
@@ -295,13 +310,18 @@ CaptureRelcacheCallback(Datum arg, Oid relid)
 	HASH_SEQ_STATUS status;
 	CaptureMap *map;
 
+	if (relid == InvalidOid || relid == outbox_relid || relid == outbox_indexid)
+		outbox_relid = InvalidOid;
 	if (capture_maps == NULL)
 		return;
 	hash_seq_init(&status, capture_maps);
 	while ((map = hash_seq_search(&status)) != NULL)
 		if (relid == InvalidOid || map->relid == relid ||
 			map->account_lookup.relid == relid || map->entitlement_lookup.relid == relid)
+		{
 			map->valid = false;
+			names_stale = true;
+		}
 }
 
 /* Register the callbacks; called once per backend. */
@@ -357,14 +377,26 @@ ResolveColumn(Relation rel, const char *name, MappedCol *col)
 
 		initStringInfo(&key);
 		escape_json(&key, name);
-		appendStringInfoString(&key, ": ");
+		appendStringInfoChar(&key, ':');
 		col->json_key = key.data;
 	}
 	col->typid = att->atttypid;
 	col->typlen = att->attlen;
 	col->typbyval = att->attbyval;
 	getTypeOutputInfo(att->atttypid, &col->typoutput, &isvarlena);
+	fmgr_info_cxt(col->typoutput, &col->outfn, CurrentMemoryContext);
 	col->cat = JsonCategory(att->atttypid);
+	switch (getBaseType(att->atttypid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+			col->plain_number = true;
+			break;
+		default:
+			col->plain_number = false;
+	}
 	return true;
 }
 
@@ -539,6 +571,15 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 										 &map->grants_elem_byval,
 										 &map->grants_elem_align);
 					getTypeOutputInfo(elem, &map->grants_elem_output, &isvarlena);
+					map->grants_id_type = elem;
+					map->grants_id_len = map->grants_elem_len;
+					map->grants_id_byval = map->grants_elem_byval;
+				}
+				else
+				{
+					map->grants_id_type = map->grants_column.typid;
+					map->grants_id_len = map->grants_column.typlen;
+					map->grants_id_byval = map->grants_column.typbyval;
 				}
 			}
 		}
@@ -606,7 +647,7 @@ ColText(MappedCol *c, HeapTuple tup, TupleDesc desc)
 	bool		isnull;
 	Datum		d = heap_getattr(tup, c->attnum, desc, &isnull);
 
-	return isnull ? NULL : OidOutputFunctionCall(c->typoutput, d);
+	return isnull ? NULL : OutputFunctionCall(&c->outfn, d);
 }
 
 static char *
@@ -637,31 +678,33 @@ AppendJsonValue(StringInfo buf, MappedCol *c, HeapTuple tup, TupleDesc desc)
 		appendStringInfoString(buf, "null");
 	else if (c->cat == JC_BOOL)
 		appendStringInfoString(buf, s[0] == 't' ? "true" : "false");
-	else if (c->cat == JC_JSON ||
+	else if (c->cat == JC_JSON || c->plain_number ||
 			 (c->cat == JC_NUMBER && strspn(s, "0123456789+-.eE") == strlen(s)))
 		appendStringInfoString(buf, s);
 	else
 		escape_json(buf, s);	/* also NaN and Infinity, as strings */
 }
 
-/* The mapped columns of a row as a JSON object. */
-static char *
-RenderRow(CaptureMap *map, HeapTuple tup, TupleDesc desc)
+/* Append the mapped columns of a row as a JSON object, or null. */
+static void
+AppendRow(StringInfo buf, CaptureMap *map, HeapTuple tup, TupleDesc desc)
 {
-	StringInfoData buf;
 	int			i;
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
+	if (tup == NULL)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	appendStringInfoChar(buf, '{');
 	for (i = 0; i < map->ncols; i++)
 	{
 		if (i > 0)
-			appendStringInfoString(&buf, ", ");
-		appendStringInfoString(&buf, map->cols[i].json_key);
-		AppendJsonValue(&buf, &map->cols[i], tup, desc);
+			appendStringInfoChar(buf, ',');
+		appendStringInfoString(buf, map->cols[i].json_key);
+		AppendJsonValue(buf, &map->cols[i], tup, desc);
 	}
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
+	appendStringInfoChar(buf, '}');
 }
 
 /* The client's IP address, or NULL over a Unix socket or in a worker. */
@@ -678,19 +721,24 @@ ClientAddr(void)
 	return DatumGetCString(DirectFunctionCall1(inet_out, d));
 }
 
+/* Append a JSON string, or null, and a separator (or none). */
 static void
-AppendJsonStringOrNull(StringInfo buf, const char *key, const char *value)
+AppendJsonString(StringInfo buf, const char *value, char sep)
 {
-	appendStringInfo(buf, ", \"%s\": ", key);
 	if (value)
 		escape_json(buf, value);
 	else
 		appendStringInfoString(buf, "null");
+	if (sep)
+		appendStringInfoChar(buf, sep);
 }
 
 /*
- * The origin of the current change, as JSON.  A platform call names the
- * role that called the API; anything else the role that ran the DML.
+ * The origin of the current change, in the outbox's compact form (a JSON
+ * array, expanded by connector._origin when read): via, db_user,
+ * session_user, application_name, client_addr, and for a platform call
+ * operation and request_id.  A platform call names the role that called the
+ * API; anything else the role that ran the DML.
  */
 static char *
 RenderOrigin(void)
@@ -701,19 +749,18 @@ RenderOrigin(void)
 	const char *appname = GetConfigOption("application_name", true, false);
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"via\": ");
-	escape_json(&buf, o->via);
+	appendStringInfoChar(&buf, '[');
+	AppendJsonString(&buf, o->via, ',');
+	AppendJsonString(&buf, GetUserNameFromId(user, true), ',');
+	AppendJsonString(&buf, GetUserNameFromId(GetSessionUserId(), true), ',');
+	AppendJsonString(&buf, appname && appname[0] ? appname : NULL, ',');
+	AppendJsonString(&buf, ClientAddr(), o->active ? ',' : 0);
 	if (o->active)
 	{
-		AppendJsonStringOrNull(&buf, "operation", o->operation);
-		AppendJsonStringOrNull(&buf, "request_id", o->request_id);
+		AppendJsonString(&buf, o->operation, ',');
+		AppendJsonString(&buf, o->request_id, 0);
 	}
-	AppendJsonStringOrNull(&buf, "db_user", GetUserNameFromId(user, true));
-	AppendJsonStringOrNull(&buf, "session_user", GetUserNameFromId(GetSessionUserId(), true));
-	AppendJsonStringOrNull(&buf, "application_name",
-						   appname && appname[0] ? appname : NULL);
-	AppendJsonStringOrNull(&buf, "client_addr", ClientAddr());
-	appendStringInfoChar(&buf, '}');
+	appendStringInfoChar(&buf, ']');
 	return buf.data;
 }
 
@@ -730,9 +777,18 @@ CurrentOrigin(void)
 	static char *cached_appname = NULL;
 	static Oid	user;
 	static uint64 generation;
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static CommandId cid;
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
-	const char *appname = GetConfigOption("application_name", true, false);
+	const char *appname;
 
+	/* within one statement only the role and the mark can change */
+	if (cached != NULL && lxid == MyProc->lxid && cid == GetCurrentCommandId(false) &&
+		user == capture_user && generation == o->generation)
+		return cached;
+	lxid = MyProc->lxid;
+	cid = GetCurrentCommandId(false);
+	appname = GetConfigOption("application_name", true, false);
 	if (appname == NULL)
 		appname = "";
 	if (cached != NULL && user == capture_user && generation == o->generation &&
@@ -816,13 +872,46 @@ NextSeq(int n)
 	return seq;
 }
 
-/* Write one closed chunk as an outbox row, with its index entries. */
+/*
+ * connector.outbox and its index on position, looked up by name once and
+ * remembered until a relcache invalidation touches either (or the extension
+ * is dropped).  False when there is no outbox.
+ */
+static bool
+FindOutbox(void)
+{
+	Oid			relid;
+	Relation	rel;
+	List	   *indexes;
+
+	if (OidIsValid(outbox_relid))
+		return true;
+	relid = get_relname_relid("outbox", get_namespace_oid("connector", true));
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	indexes = RelationGetIndexList(rel);
+	if (RelationGetDescr(rel)->natts != OUTBOX_NATTS || list_length(indexes) != 1)
+		elog(ERROR, "connector.outbox has an unexpected shape");
+	outbox_indexid = linitial_oid(indexes);
+	outbox_relid = relid;
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+	return true;
+}
+
+/*
+ * Write one chunk as an outbox row and its entry in the position index
+ * (position is NULL until sealed).  A direct heap insert: no executor state
+ * for a row that has no trigger, constraint or generated column.
+ */
 static void
-WriteChunk(Relation outbox, ResultRelInfo *rri, EState *estate, TupleTableSlot *slot,
-		   Chunk *c)
+WriteChunk(Relation outbox, Relation index, IndexInfo *ii, Chunk *c)
 {
 	Datum		values[OUTBOX_NATTS];
 	bool		nulls[OUTBOX_NATTS] = {false};
+	Datum		ivalue = (Datum) 0;
+	bool		inull = true;
 	HeapTuple	tup;
 	text	   *events;
 
@@ -841,10 +930,8 @@ WriteChunk(Relation outbox, ResultRelInfo *rri, EState *estate, TupleTableSlot *
 	values[7] = PointerGetDatum(events);
 
 	tup = heap_form_tuple(RelationGetDescr(outbox), values, nulls);
-	ExecStoreHeapTuple(tup, slot, false);
-	simple_table_tuple_insert(outbox, slot);
-	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-	ExecClearTuple(slot);
+	simple_heap_insert(outbox, tup);
+	index_insert(index, &ivalue, &inull, &tup->t_self, outbox, UNIQUE_CHECK_YES, false, ii);
 	heap_freetuple(tup);
 	pfree(events);
 }
@@ -859,33 +946,24 @@ FlushChunks(void)
 {
 	SubTransactionId subid;
 	Relation	outbox;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot *slot;
+	Relation	index;
+	IndexInfo  *ii;
 	ListCell   *lc;
-	Oid			relid;
 	bool		wrote = false;
 
 	if (chunks == NIL)
 		return;
 	subid = GetCurrentSubTransactionId();
-	relid = get_relname_relid("outbox", get_namespace_oid("connector", true));
-	if (!OidIsValid(relid))
+	if (!FindOutbox())
 	{
 		/* the extension was dropped in this transaction: nowhere to write */
 		chunks = NIL;
 		buffered_bytes = 0;
 		return;
 	}
-
-	outbox = table_open(relid, RowExclusiveLock);
-	if (RelationGetDescr(outbox)->natts != OUTBOX_NATTS)
-		elog(ERROR, "connector.outbox has an unexpected shape");
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, outbox, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(outbox), &TTSOpsHeapTuple);
+	outbox = table_open(outbox_relid, RowExclusiveLock);
+	index = index_open(outbox_indexid, RowExclusiveLock);
+	ii = BuildIndexInfo(index);
 
 	foreach(lc, chunks)
 	{
@@ -893,7 +971,7 @@ FlushChunks(void)
 
 		if (c->written_in != InvalidSubTransactionId)
 			continue;
-		WriteChunk(outbox, rri, estate, slot, c);
+		WriteChunk(outbox, index, ii, c);
 		buffered_bytes -= c->events.len;
 		wrote = true;
 		if (c->subid == subid)
@@ -906,93 +984,95 @@ FlushChunks(void)
 			c->written_in = subid;
 	}
 
-	ExecDropSingleTupleTableSlot(slot);
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+	index_close(index, NoLock);
 	table_close(outbox, NoLock);
 	if (wrote)
 		ConnectorNoteEventsWritten();
 }
 
-/* Append one rendered event (a JSON object) for app to the buffer. */
-static void
-BufferEvent(const char *app, const char *origin, const char *event)
+/*
+ * The chunk the next event of app and origin goes to: the last one when it
+ * belongs to the current subtransaction and has room, else a new one.
+ */
+static Chunk *
+ChunkFor(const char *app, const char *origin)
 {
 	SubTransactionId subid = GetCurrentSubTransactionId();
 	Chunk	   *c = chunks != NIL ? llast(chunks) : NULL;
 	MemoryContext old;
-	int			len = strlen(event);
 
+	if (c != NULL && c->subid == subid && c->written_in == InvalidSubTransactionId &&
+		c->n < CHUNK_EVENTS && c->events.len < CHUNK_BYTES &&
+		(c->origin == origin || strcmp(c->origin, origin) == 0) &&
+		strcmp(c->app, app) == 0)
+		return c;
 	EnsureBufferContext();
 	old = MemoryContextSwitchTo(buffer_cxt);
-	if (c == NULL || c->subid != subid || c->written_in != InvalidSubTransactionId ||
-		c->n >= CHUNK_EVENTS ||
-		c->events.len + len > CHUNK_BYTES ||
-		strcmp(c->app, app) != 0 ||
-		(c->origin != origin && strcmp(c->origin, origin) != 0))
-	{
-		c = palloc0(sizeof(Chunk));
-		c->app = pstrdup(app);
-		c->origin = origin;		/* lives in buffer_cxt (CurrentOrigin) */
-		c->subid = subid;
-		c->first_at = GetCurrentTimestamp();
-		initStringInfo(&c->events);
-		appendStringInfoChar(&c->events, '[');
-		buffered_bytes += c->events.len;
-		chunks = lappend(chunks, c);
-	}
-	else
-	{
-		appendStringInfoString(&c->events, ", ");
-		buffered_bytes += 2;
-	}
-	appendBinaryStringInfo(&c->events, event, len);
-	buffered_bytes += len;
-	c->n++;
+	c = palloc0(sizeof(Chunk));
+	c->app = pstrdup(app);
+	c->origin = origin;			/* lives as long as the transaction (CurrentOrigin) */
+	c->subid = subid;
+	c->first_at = GetCurrentTimestamp();
+	initStringInfo(&c->events);
+	chunks = lappend(chunks, c);
 	MemoryContextSwitchTo(old);
-
-	if (buffered_bytes > FLUSH_BYTES)
-		FlushChunks();
+	return c;
 }
 
-/* Render an event and buffer it. */
+/*
+ * Render an event straight into the buffer of its chunk, in the outbox's
+ * compact form (expanded by connector._event when read): a JSON array of
+ * type, timestamp, account [id, name, kind], entitlement [id, name],
+ * credential id, before, after, expires_at; an absent part is null.  before
+ * and after are rows of map's table, or given as JSON text (_emit).
+ */
 static void
-EmitEvent(const char *app, const char *origin, EventRec *ev)
+EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, TupleDesc desc)
 {
-	StringInfoData buf;
+	Chunk	   *c = ChunkFor(app, origin);
+	StringInfo	buf = &c->events;
+	int			start = buf->len;
 
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"type\": ");
-	escape_json(&buf, ev->type);
-	appendStringInfoString(&buf, ", \"timestamp\": ");
-	appendStringInfoString(&buf, StatementTimestamp());
+	appendStringInfoString(buf, c->n == 0 ? "[[" : ",[");
+	AppendJsonString(buf, ev->type, ',');
+	appendStringInfoString(buf, StatementTimestamp());
+	appendStringInfoChar(buf, ',');
 	if (ev->account_id)
 	{
-		appendStringInfoString(&buf, ", \"account\": {\"id\": ");
-		escape_json(&buf, ev->account_id);
-		AppendJsonStringOrNull(&buf, "name", ev->account_name);
-		AppendJsonStringOrNull(&buf, "kind", ev->account_kind);
-		appendStringInfoChar(&buf, '}');
+		appendStringInfoChar(buf, '[');
+		AppendJsonString(buf, ev->account_id, ',');
+		AppendJsonString(buf, ev->account_name, ',');
+		AppendJsonString(buf, ev->account_kind, 0);
+		appendStringInfoString(buf, "],");
 	}
+	else
+		appendStringInfoString(buf, "null,");
 	if (ev->entitlement_id)
 	{
-		appendStringInfoString(&buf, ", \"entitlement\": {\"id\": ");
-		escape_json(&buf, ev->entitlement_id);
-		AppendJsonStringOrNull(&buf, "name", ev->entitlement_name);
-		appendStringInfoChar(&buf, '}');
+		appendStringInfoChar(buf, '[');
+		AppendJsonString(buf, ev->entitlement_id, ',');
+		AppendJsonString(buf, ev->entitlement_name, 0);
+		appendStringInfoString(buf, "],");
 	}
-	if (ev->credential_id)
-	{
-		appendStringInfoString(&buf, ", \"credential\": {\"id\": ");
-		escape_json(&buf, ev->credential_id);
-		appendStringInfoChar(&buf, '}');
-	}
-	appendStringInfo(&buf, ", \"before\": %s, \"after\": %s",
-					 ev->before ? ev->before : "null", ev->after ? ev->after : "null");
-	AppendJsonStringOrNull(&buf, "expires_at", ev->expires);
-	appendStringInfoChar(&buf, '}');
-	BufferEvent(app, origin, buf.data);
-	pfree(buf.data);
+	else
+		appendStringInfoString(buf, "null,");
+	AppendJsonString(buf, ev->credential_id, ',');
+	if (ev->before)
+		appendStringInfoString(buf, ev->before);
+	else
+		AppendRow(buf, map, ev->before_tup, desc);
+	appendStringInfoChar(buf, ',');
+	if (ev->after)
+		appendStringInfoString(buf, ev->after);
+	else
+		AppendRow(buf, map, ev->after_tup, desc);
+	appendStringInfoChar(buf, ',');
+	AppendJsonString(buf, ev->expires, 0);
+	appendStringInfoChar(buf, ']');
+	c->n++;
+	buffered_bytes += buf->len - start;
+	if (buffered_bytes > FLUSH_BYTES)
+		FlushChunks();
 }
 
 /* ---- events of a row ---- */
@@ -1008,66 +1088,192 @@ typedef struct CaptureCall
 static void
 WriteEvent(CaptureCall *cc, EventRec *ev)
 {
-	EmitEvent(cc->map->app, cc->origin, ev);
+	EmitEvent(cc->map->app, cc->origin, ev, cc->map, cc->desc);
 }
 
 /*
- * Names already looked up in this transaction, by table and id.  Capture of
- * an update or delete on an accounts or entitlements table, and a rollback to
- * a savepoint, empty it, so a name is never older than the row.
+ * Names already looked up, by table and id (the id's bytes, so no output
+ * function runs to find one).  With the library preloaded the cache outlives
+ * the transaction: capture of any change that can alter or remove a name
+ * (an update of an id, name or kind column, a delete, TRUNCATE) advances a
+ * generation counter in shared memory, and a backend that sees the counter
+ * move empties its cache.  A row is cached only when it is the newest
+ * version and committed by another transaction (no update or delete under
+ * way, not this transaction's own), so an entry never holds a name that a
+ * rollback or a concurrent rename could take back.  Without shared memory
+ * the cache lasts one transaction.
  */
-#define NAME_KEY_LEN 96
+#define NAME_ID_LEN 64
+#define NAME_CACHE_MAX 100000
+
+typedef struct NameKey
+{
+	Oid			relid;			/* table looked up */
+	Oid			typid;			/* type of the id's bytes */
+	int32		len;
+	char		id[NAME_ID_LEN];
+} NameKey;
 
 typedef struct NameEntry
 {
-	char		key[NAME_KEY_LEN];	/* "<relid>/<id>" */
+	NameKey		key;
 	char	   *name;
 	char	   *kind;
 } NameEntry;
 
+
 static void
 ForgetNames(void)
 {
-	name_cache = NULL;			/* its memory goes with buffer_cxt */
+	if (name_cxt)
+		MemoryContextReset(name_cxt);
+	name_cache = NULL;
+}
+
+/* A change that may alter or remove names: every backend forgets its names. */
+static void
+NamesChanged(void)
+{
+	ConnectorNamesChanged();
+	ForgetNames();
+}
+
+/* The cache key of an id value, or false when it is too long to cache. */
+static bool
+NameCacheKey(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval, NameKey *k)
+{
+	const char *p;
+	Size		len;
+
+	memset(k, 0, sizeof(*k));
+	k->relid = lk->relid;
+	k->typid = typid;
+	if (typbyval)
+	{
+		p = (const char *) &key;
+		len = sizeof(Datum);
+	}
+	else if (typlen == -1)
+	{
+		struct varlena *v = (struct varlena *) DatumGetPointer(key);
+
+		if (VARATT_IS_EXTENDED(v))
+			return false;		/* compressed or toasted: not a short id */
+		p = VARDATA_ANY(v);
+		len = VARSIZE_ANY_EXHDR(v);
+	}
+	else if (typlen > 0)
+	{
+		p = DatumGetPointer(key);
+		len = typlen;
+	}
+	else
+	{
+		p = DatumGetCString(key);
+		len = strlen(p);
+	}
+	if (len > NAME_ID_LEN)
+		return false;
+	memcpy(k->id, p, len);
+	k->len = len;
+	return true;
+}
+
+/*
+ * The name cache, emptied first when names may have changed.  Called at the
+ * start of each trigger call, before any look-up reads the table: names
+ * handed out during the call stay valid until it ends.
+ */
+static HTAB *
+NameCache(void)
+{
+	uint64		gen = 0;
+	bool		shared_gen = ConnectorNamesGeneration(&gen);
+
+	if (name_cache != NULL &&
+		(names_stale || shared_gen != name_cache_shared || (shared_gen && gen != name_generation) ||
+		 hash_get_num_entries(name_cache) >= NAME_CACHE_MAX))
+		ForgetNames();
+	if (name_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (name_cxt == NULL)
+			name_cxt = AllocSetContextCreate(TopMemoryContext, "connector names",
+											 ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(NameKey);
+		ctl.entrysize = sizeof(NameEntry);
+		ctl.hcxt = name_cxt;
+		name_cache = hash_create("connector names", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		name_generation = gen;
+		name_cache_shared = shared_gen;
+		names_stale = false;
+	}
+	return name_cache;
+}
+
+/* May a name read from this row version be kept beyond this look-up? */
+static bool
+NameCacheable(TupleTableSlot *slot)
+{
+	bool		shouldfree;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+	HeapTupleHeader h = tup->t_data;
+	bool		ok;
+
+	ok = !TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(h)) &&
+		((h->t_infomask & HEAP_XMAX_INVALID) || HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask));
+	if (shouldfree)
+		heap_freetuple(tup);
+	return ok;
+}
+
+/* Output form of column att of the slot's row, or NULL. */
+static char *
+SlotText(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+	Oid			out;
+	bool		isvarlena;
+
+	if (isnull)
+		return NULL;
+	getTypeOutputInfo(TupleDescAttr(slot->tts_tupleDescriptor, att - 1)->atttypid,
+					  &out, &isvarlena);
+	return OidOutputFunctionCall(out, d);
 }
 
 /* Name (and kind) of the row whose id is key, through the id's unique index. */
 static void
-LookupName(NameLookup *lk, Datum key, const char *idtext, char **name, char **kind)
+LookupName(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
+		   char **name, char **kind)
 {
 	Relation	rel;
 	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData skey;
 	TupleTableSlot *slot;
-	NameEntry  *entry = NULL;
-	char		ckey[NAME_KEY_LEN];
-	bool		found;
+	NameKey		k;
+	NameEntry  *entry;
+	bool		cacheable = NameCacheKey(lk, key, typid, typlen, typbyval, &k);
+	HTAB	   *cache = NULL;
 
 	if (!lk->valid)
 		return;
-	if (idtext && snprintf(ckey, sizeof(ckey), "%u/%s", lk->relid, idtext) < NAME_KEY_LEN)
+	if (cacheable)
 	{
-		if (name_cache == NULL)
-		{
-			HASHCTL		ctl;
-
-			EnsureBufferContext();
-			ctl.keysize = NAME_KEY_LEN;
-			ctl.entrysize = sizeof(NameEntry);
-			ctl.hcxt = buffer_cxt;
-			name_cache = hash_create("connector names", 256, &ctl,
-									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-		}
-		entry = hash_search(name_cache, ckey, HASH_ENTER, &found);
-		if (found)
+		/* checked at the start of each trigger call, not here: see NameCache */
+		cache = name_cache ? name_cache : NameCache();
+		entry = hash_search(cache, &k, HASH_FIND, NULL);
+		if (entry)
 		{
 			*name = entry->name;
 			if (kind)
 				*kind = entry->kind;
 			return;
 		}
-		entry->name = entry->kind = NULL;
 	}
 	rel = table_open(lk->relid, AccessShareLock);
 	idx = index_open(lk->indexid, AccessShareLock);
@@ -1078,37 +1284,21 @@ LookupName(NameLookup *lk, Datum key, const char *idtext, char **name, char **ki
 	index_rescan(scan, &skey, 1, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		bool		isnull;
-		Datum		d = slot_getattr(slot, lk->name_att, &isnull);
-		Oid			out;
-		bool		isvarlena;
-
-		if (!isnull)
-		{
-			getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), lk->name_att - 1)->atttypid,
-							  &out, &isvarlena);
-			*name = OidOutputFunctionCall(out, d);
-		}
+		*name = SlotText(slot, lk->name_att);
 		if (lk->kind_att > 0 && kind)
+			*kind = SlotText(slot, lk->kind_att);
+		/* a row not found is not cached: it may be inserted at any time */
+		if (cacheable && NameCacheable(slot))
 		{
-			d = slot_getattr(slot, lk->kind_att, &isnull);
-			if (!isnull)
-			{
-				getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), lk->kind_att - 1)->atttypid,
-								  &out, &isvarlena);
-				*kind = OidOutputFunctionCall(out, d);
-			}
+			entry = hash_search(cache, &k, HASH_ENTER, NULL);
+			entry->name = *name ? MemoryContextStrdup(name_cxt, *name) : NULL;
+			entry->kind = kind && *kind ? MemoryContextStrdup(name_cxt, *kind) : NULL;
 		}
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	if (entry)
-	{
-		entry->name = *name ? MemoryContextStrdup(buffer_cxt, *name) : NULL;
-		entry->kind = kind && *kind ? MemoryContextStrdup(buffer_cxt, *kind) : NULL;
-	}
 }
 
 /* Account identity of an accounts-table row. */
@@ -1200,6 +1390,7 @@ HoldsId(List *l, const char *s)
 static void
 EmitColumnGrants(CaptureCall *cc, EventRec *base, const char *type, List *ids, List *minus)
 {
+	CaptureMap *map = cc->map;
 	ListCell   *lc;
 
 	foreach(lc, ids)
@@ -1212,7 +1403,8 @@ EmitColumnGrants(CaptureCall *cc, EventRec *base, const char *type, List *ids, L
 		ev.type = type;
 		ev.entitlement_id = h->text;
 		ev.entitlement_name = NULL;
-		LookupName(&cc->map->entitlement_lookup, h->value, h->text, &ev.entitlement_name, NULL);
+		LookupName(&map->entitlement_lookup, h->value, map->grants_id_type,
+				   map->grants_id_len, map->grants_id_byval, &ev.entitlement_name, NULL);
 		WriteEvent(cc, &ev);
 	}
 }
@@ -1240,6 +1432,20 @@ MappedColumnsDiffer(CaptureMap *map, HeapTuple a, HeapTuple b, TupleDesc desc, i
 	return false;
 }
 
+/* Do two versions of an account or entitlement differ in id, name or kind? */
+static bool
+NameColumnsDiffer(CaptureMap *map, HeapTuple a, HeapTuple b, TupleDesc desc)
+{
+	static const ColPurpose ps[] = {P_ID, P_NAME, P_KIND};
+	int			i;
+
+	for (i = 0; i < lengthof(ps); i++)
+		if (map->purpose[ps[i]] >= 0 &&
+			ColumnDiffers(&map->cols[map->purpose[ps[i]]], a, b, desc))
+			return true;
+	return false;
+}
+
 /* Events of a row of the accounts table; old or new may be NULL. */
 static void
 AccountEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
@@ -1248,11 +1454,11 @@ AccountEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 	TupleDesc	desc = cc->desc;
 	EventRec	ev = {0};
 
-	if (old)
-		ForgetNames();			/* a name may change or go */
+	if (old && (new == NULL || NameColumnsDiffer(map, old, new, desc)))
+		NamesChanged();
 	AccountFromRow(map, &ev, new ? new : old, desc);
-	ev.before = old ? RenderRow(map, old, desc) : NULL;
-	ev.after = new ? RenderRow(map, new, desc) : NULL;
+	ev.before_tup = old;
+	ev.after_tup = new;
 
 	if (old == NULL)
 	{
@@ -1306,14 +1512,14 @@ EntitlementEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 
 	if (old && new && !MappedColumnsDiffer(map, old, new, desc, -1))
 		return;
-	if (old)
-		ForgetNames();
+	if (old && (new == NULL || NameColumnsDiffer(map, old, new, desc)))
+		NamesChanged();
 	ev.type = old == NULL ? "entitlement.created" :
 		new == NULL ? "entitlement.deleted" : "entitlement.updated";
 	ev.entitlement_id = PurposeText(map, P_ID, cur, desc);
 	ev.entitlement_name = PurposeText(map, P_NAME, cur, desc);
-	ev.before = old ? RenderRow(map, old, desc) : NULL;
-	ev.after = new ? RenderRow(map, new, desc) : NULL;
+	ev.before_tup = old;
+	ev.after_tup = new;
 	WriteEvent(cc, &ev);
 }
 
@@ -1331,11 +1537,16 @@ FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, H
 
 	ev->account_id = PurposeText(map, P_ACCOUNT, tup, desc);
 	ev->expires = PurposeText(map, P_EXPIRES, tup, desc);
-	ev->before = old ? RenderRow(map, old, desc) : NULL;
-	ev->after = new ? RenderRow(map, new, desc) : NULL;
+	ev->before_tup = old;
+	ev->after_tup = new;
 	key = PurposeValue(map, P_ACCOUNT, tup, desc, &isnull);
 	if (!isnull)
-		LookupName(&map->account_lookup, key, ev->account_id, &ev->account_name, &ev->account_kind);
+	{
+		MappedCol  *c = &map->cols[map->purpose[P_ACCOUNT]];
+
+		LookupName(&map->account_lookup, key, c->typid, c->typlen, c->typbyval,
+				   &ev->account_name, &ev->account_kind);
+	}
 }
 
 /* One access.* event for a row of the membership table. */
@@ -1352,7 +1563,12 @@ MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old,
 	ev.entitlement_id = PurposeText(map, P_ENTITLEMENT, tup, cc->desc);
 	key = PurposeValue(map, P_ENTITLEMENT, tup, cc->desc, &isnull);
 	if (!isnull)
-		LookupName(&map->entitlement_lookup, key, ev.entitlement_id, &ev.entitlement_name, NULL);
+	{
+		MappedCol  *c = &map->cols[map->purpose[P_ENTITLEMENT]];
+
+		LookupName(&map->entitlement_lookup, key, c->typid, c->typlen, c->typbyval,
+				   &ev.entitlement_name, NULL);
+	}
 	WriteEvent(cc, &ev);
 }
 
@@ -1458,6 +1674,7 @@ TruncateEvents(Relation rel, const char *app, const char *role, const char *orig
 			continue;
 		}
 		cc.map = GetMap(leaf, app, role);
+		NameCache();
 		cc.desc = RelationGetDescr(leaf);
 		cc.origin = origin;
 		slot = table_slot_create(leaf, NULL);
@@ -1517,6 +1734,7 @@ connector_capture(PG_FUNCTION_ARGS)
 				 errmsg("connector.capture() must fire AFTER ... FOR EACH ROW")));
 
 	cc.map = GetMap(td->tg_relation, trig->tgargs[0], trig->tgargs[1]);
+	NameCache();
 	cc.desc = RelationGetDescr(td->tg_relation);
 	cc.origin = CurrentOrigin();
 	if (TRIGGER_FIRED_BY_INSERT(ev))
@@ -1548,7 +1766,7 @@ connector_emit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();
-	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), CurrentOrigin(), &ev);
+	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), CurrentOrigin(), &ev, NULL, NULL);
 	PG_RETURN_VOID();
 }
 

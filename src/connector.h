@@ -56,6 +56,8 @@ extern void ConnectorAppendSignature(struct StringInfoData *buf, const char *msg
 /* in dispatcher.c */
 extern void ConnectorDispatcherInit(void);
 extern void ConnectorNoteEventsWritten(void);
+extern bool ConnectorNamesGeneration(uint64 *gen);
+extern void ConnectorNamesChanged(void);
 extern PGDLLEXPORT void ConnectorLauncherMain(Datum arg);
 extern PGDLLEXPORT void ConnectorWorkerMain(Datum arg);
 

@@ -94,6 +94,7 @@ typedef struct DispatcherShared
 	pid_t		launcher_pid;
 	int			launcher_procno;
 	bool		extension_created;	/* CREATE EXTENSION committed somewhere */
+	pg_atomic_uint64 names_generation;	/* see LookupName in capture.c */
 	int			nslots;
 	DispatcherSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } DispatcherShared;
@@ -137,8 +138,32 @@ DispatcherShmemStartup(void)
 		memset(shared, 0, SharedSize());
 		shared->lock = &(GetNamedLWLockTranche("connector"))->lock;
 		shared->nslots = max_worker_processes;
+		pg_atomic_init_u64(&shared->names_generation, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * The capture trigger's name cache is shared-invalidated through this
+ * counter: false when there is no shared memory (not preloaded).  The read
+ * comes before the look-ups it covers.
+ */
+bool
+ConnectorNamesGeneration(uint64 *gen)
+{
+	if (shared == NULL)
+		return false;
+	*gen = pg_atomic_read_u64(&shared->names_generation);
+	pg_memory_barrier();
+	return true;
+}
+
+/* A captured change may alter or remove names: caches everywhere drop them. */
+void
+ConnectorNamesChanged(void)
+{
+	if (shared != NULL)
+		pg_atomic_fetch_add_u64(&shared->names_generation, 1);
 }
 
 /* Set the latch of the process with this proc number, if it is still alive. */

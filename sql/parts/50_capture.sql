@@ -183,29 +183,66 @@ BEGIN
 END
 $$;
 
+-- The outbox keeps events and origins compact, as JSON arrays written by the
+-- capture trigger (src/capture.c, EmitEvent and RenderOrigin); these two
+-- functions expand them into the objects of spec section 6.  An origin is
+-- [via, db_user, session_user, application_name, client_addr] plus, for a
+-- platform call, [operation, request_id].
+CREATE FUNCTION @extschema@._origin(o jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT pg_catalog.jsonb_build_object(
+		'via', o OPERATOR(pg_catalog.->) 0,
+		'db_user', o OPERATOR(pg_catalog.->) 1,
+		'session_user', o OPERATOR(pg_catalog.->) 2,
+		'application_name', o OPERATOR(pg_catalog.->) 3,
+		'client_addr', o OPERATOR(pg_catalog.->) 4)
+	OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(o) > 5
+		THEN pg_catalog.jsonb_build_object('operation', o OPERATOR(pg_catalog.->) 5,
+										   'request_id', o OPERATOR(pg_catalog.->) 6)
+		ELSE '{}'::pg_catalog.jsonb END
+$$;
+
 -- The event JSON of spec section 6 for event i (from 1) of an outbox row.
--- Takes the row's fields, not the row: a whole-row argument would copy the
--- row's events text (up to 1000 events) once per event.  No SET clause, so
--- the planner inlines it; it is called only from functions that pin
--- search_path, and everything in it is qualified.
+-- ev is [type, timestamp, account [id, name, kind], entitlement [id, name],
+-- credential id, before, after, expires_at]; parts that do not apply are
+-- null, and their keys are left out.  Takes the row's fields, not the row:
+-- a whole-row argument would copy the row's events text (up to 1000 events)
+-- once per event.  No SET clause, so the planner inlines it; it is called
+-- only from functions that pin search_path, and everything in it is
+-- qualified.
 CREATE FUNCTION @extschema@._event(txid xid8, seq int, app text, first_position bigint,
 								   origin jsonb, ev jsonb, i bigint)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT pg_catalog.jsonb_build_object(
 		'id', 'evt_' || txid::pg_catalog.text || '_' || (seq + i - 1),
-		'type', ev OPERATOR(pg_catalog.->) 'type',
-		'timestamp', ev OPERATOR(pg_catalog.->) 'timestamp',
-		'data', ev OPERATOR(pg_catalog.-) 'type'::pg_catalog.text
-				   OPERATOR(pg_catalog.-) 'timestamp'::pg_catalog.text
-				   OPERATOR(pg_catalog.-) 'expires_at'::pg_catalog.text
-				OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+		'type', ev OPERATOR(pg_catalog.->) 0,
+		'timestamp', ev OPERATOR(pg_catalog.->) 1,
+		'data', pg_catalog.jsonb_build_object(
+					'before', ev OPERATOR(pg_catalog.->) 5,
+					'after', ev OPERATOR(pg_catalog.->) 6,
 					'app', app,
 					'position', first_position + i - 1,
 					'txid', txid::pg_catalog.text,
 					'expires_at', pg_catalog.to_jsonb(
-						(ev OPERATOR(pg_catalog.->>) 'expires_at')::pg_catalog.timestamptz),
-					'origin', origin))
+						(ev OPERATOR(pg_catalog.->>) 7)::pg_catalog.timestamptz),
+					'origin', @extschema@._origin(origin))
+			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 2 <> 'null'::pg_catalog.jsonb
+				THEN pg_catalog.jsonb_build_object('account', pg_catalog.jsonb_build_object(
+						'id', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 0,
+						'name', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 1,
+						'kind', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 2))
+				ELSE '{}'::pg_catalog.jsonb END
+			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 3 <> 'null'::pg_catalog.jsonb
+				THEN pg_catalog.jsonb_build_object('entitlement', pg_catalog.jsonb_build_object(
+						'id', ev OPERATOR(pg_catalog.->) 3 OPERATOR(pg_catalog.->) 0,
+						'name', ev OPERATOR(pg_catalog.->) 3 OPERATOR(pg_catalog.->) 1))
+				ELSE '{}'::pg_catalog.jsonb END
+			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 4 <> 'null'::pg_catalog.jsonb
+				THEN pg_catalog.jsonb_build_object('credential', pg_catalog.jsonb_build_object(
+						'id', ev OPERATOR(pg_catalog.->) 4))
+				ELSE '{}'::pg_catalog.jsonb END)
 $$;
 
 -- Sealed events of an application after a position, in position order,
@@ -217,14 +254,14 @@ CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types 
 RETURNS TABLE ("position" bigint, type text, event jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT o.position + e.i - 1, e.ev->>'type',
+	SELECT o.position + e.i - 1, e.ev->>0,
 		   @extschema@._event(o.txid, o.seq, o.app, o.position, x.origin, e.ev, e.i)
 	  FROM @extschema@.outbox o
 	 CROSS JOIN LATERAL (SELECT o.origin::jsonb AS origin) x
 	 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
 	 WHERE o.position > after - 1000 AND o.app = p_app
 	   AND o.position + e.i - 1 > after
-	   AND (types IS NULL OR e.ev->>'type' = ANY (types))
+	   AND (types IS NULL OR e.ev->>0 = ANY (types))
 	 ORDER BY o.position, e.i
 	 LIMIT lim
 $$;

@@ -639,14 +639,15 @@ BEGIN
 						 ELSE format('SELECT NULL::%s AS id, false AS privileged WHERE false', ent_typ) END;
 		RETURN QUERY EXECUTE format($q$
 			WITH latest AS (
-				SELECT DISTINCT ON (ev->'account'->>'id', ev->'entitlement'->>'id')
-					   ev->'account'->>'id' AS account, ev->'entitlement'->>'id' AS entitlement,
-					   ev->>'type' AS type, o.origin::jsonb AS origin, ev->>'timestamp' AS at,
+				-- compact events: see connector._event
+				SELECT DISTINCT ON (ev->2->>0, ev->3->>0)
+					   ev->2->>0 AS account, ev->3->>0 AS entitlement,
+					   ev->>0 AS type, @extschema@._origin(o.origin::jsonb) AS origin, ev->>1 AS at,
 					   o.position + x.i - 1 AS position
 				  FROM @extschema@.outbox o
 				 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY x(ev, i)
-				 WHERE o.app = $1 AND ev->>'type' IN ('access.granted', 'access.revoked')
-				 ORDER BY ev->'account'->>'id', ev->'entitlement'->>'id', o.position DESC, x.i DESC)
+				 WHERE o.app = $1 AND ev->>0 IN ('access.granted', 'access.revoked')
+				 ORDER BY ev->2->>0, ev->3->>0, o.position DESC, x.i DESC)
 			SELECT 'shadow_grant', CASE WHEN COALESCE(p.privileged, false) THEN 'high' ELSE 'medium' END,
 				   l.account,
 				   jsonb_build_object('entitlement', l.entitlement, 'privileged', COALESCE(p.privileged, false),

@@ -13,12 +13,14 @@
 #   make install && pg_virtualenv -o shared_preload_libraries=connector test/bench/capture.sh
 #
 # DURATION (pgbench seconds per setup, default 15), CLIENTS (default 2),
-# ROWS (bulk insert size, default 100000) and REPEAT (default 3) may be set.
+# ROWS (bulk insert size, default 100000), REPEAT (default 3) and SETUPS
+# (default "unmapped connector plpgsql"; unmapped must come first) may be set.
 set -euo pipefail
 DURATION=${DURATION:-15}
 CLIENTS=${CLIENTS:-2}
 ROWS=${ROWS:-100000}
 REPEAT=${REPEAT:-3}
+SETUPS=${SETUPS:-unmapped connector plpgsql}
 export PGDATABASE=connector_bench
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 work=$(mktemp -d)
@@ -135,8 +137,7 @@ SQL
 }
 
 sql -c 'CREATE TABLE bench_result (setup text, what text, value numeric)'
-setups="unmapped connector plpgsql"
-for s in $setups; do
+for s in $SETUPS; do
 	echo "== $s"
 	setup "$s"
 	clean
