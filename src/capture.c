@@ -46,6 +46,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -106,6 +107,7 @@ typedef struct MappedCol
 	bool		typbyval;
 	JsonCat		cat;
 	bool		plain_number;	/* integer: its output is always a JSON number */
+	Oid			basetype;		/* the type, or a domain's base type */
 } MappedCol;
 
 /* Purposes a mapped column can serve; one column may serve several. */
@@ -165,6 +167,7 @@ typedef struct CaptureMap
 	Oid			grants_id_type;	/* of an id held: the element or the column */
 	int16		grants_id_len;
 	bool		grants_id_byval;
+	FmgrInfo	grants_id_out;
 	NameLookup	account_lookup;
 	NameLookup	entitlement_lookup;
 } CaptureMap;
@@ -178,6 +181,8 @@ typedef struct EventRec
 	char	   *account_kind;
 	char	   *entitlement_id;
 	char	   *entitlement_name;
+	const char *account_part;	/* or the account pre-rendered: LinkedPart */
+	const char *entitlement_part;
 	char	   *credential_id;
 	HeapTuple	before_tup;		/* rows of the mapped table, or NULL */
 	HeapTuple	after_tup;
@@ -386,7 +391,8 @@ ResolveColumn(Relation rel, const char *name, MappedCol *col)
 	getTypeOutputInfo(att->atttypid, &col->typoutput, &isvarlena);
 	fmgr_info_cxt(col->typoutput, &col->outfn, CurrentMemoryContext);
 	col->cat = JsonCategory(att->atttypid);
-	switch (getBaseType(att->atttypid))
+	col->basetype = getBaseType(att->atttypid);
+	switch (col->basetype)
 	{
 		case INT2OID:
 		case INT4OID:
@@ -574,12 +580,14 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 					map->grants_id_type = elem;
 					map->grants_id_len = map->grants_elem_len;
 					map->grants_id_byval = map->grants_elem_byval;
+					fmgr_info_cxt(map->grants_elem_output, &map->grants_id_out, map->cxt);
 				}
 				else
 				{
 					map->grants_id_type = map->grants_column.typid;
 					map->grants_id_len = map->grants_column.typlen;
 					map->grants_id_byval = map->grants_column.typbyval;
+					map->grants_id_out = map->grants_column.outfn;
 				}
 			}
 		}
@@ -640,14 +648,55 @@ GetMap(Relation rel, const char *app, const char *role)
 
 /* ---- rendering ---- */
 
+/*
+ * The decimal form of an integer column's value (int2, int4, int8): appended
+ * to buf, or with buf NULL returned in a new string.  These are most ids;
+ * the output function would do the same with a call and an allocation
+ * more.  NULL (nothing done) for other types.
+ */
+static char *
+IntText(MappedCol *c, Datum d, StringInfo buf)
+{
+	int64		v;
+	char	   *out;
+
+	switch (c->basetype)
+	{
+		case INT2OID:
+			v = DatumGetInt16(d);
+			break;
+		case INT4OID:
+			v = DatumGetInt32(d);
+			break;
+		case INT8OID:
+			v = DatumGetInt64(d);
+			break;
+		default:
+			return NULL;
+	}
+	if (buf)
+	{
+		enlargeStringInfo(buf, MAXINT8LEN + 1);
+		buf->len += pg_lltoa(v, buf->data + buf->len);
+		return buf->data;
+	}
+	out = palloc(MAXINT8LEN + 1);
+	pg_lltoa(v, out);
+	return out;
+}
+
 /* Output form of column c of tup, or NULL. */
 static char *
 ColText(MappedCol *c, HeapTuple tup, TupleDesc desc)
 {
 	bool		isnull;
 	Datum		d = heap_getattr(tup, c->attnum, desc, &isnull);
+	char	   *s;
 
-	return isnull ? NULL : OutputFunctionCall(&c->outfn, d);
+	if (isnull)
+		return NULL;
+	s = IntText(c, d, NULL);
+	return s ? s : OutputFunctionCall(&c->outfn, d);
 }
 
 static char *
@@ -672,7 +721,20 @@ PurposeValue(CaptureMap *map, ColPurpose p, HeapTuple tup, TupleDesc desc, bool 
 static void
 AppendJsonValue(StringInfo buf, MappedCol *c, HeapTuple tup, TupleDesc desc)
 {
-	char	   *s = ColText(c, tup, desc);
+	char	   *s;
+
+	if (c->plain_number)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, c->attnum, desc, &isnull);
+
+		if (isnull)
+			appendStringInfoString(buf, "null");
+		else if (!IntText(c, d, buf))
+			appendStringInfoString(buf, OutputFunctionCall(&c->outfn, d));	/* oid */
+		return;
+	}
+	s = ColText(c, tup, desc);
 
 	if (s == NULL)
 		appendStringInfoString(buf, "null");
@@ -1037,7 +1099,12 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 	AppendJsonString(buf, ev->type, ',');
 	appendStringInfoString(buf, StatementTimestamp());
 	appendStringInfoChar(buf, ',');
-	if (ev->account_id)
+	if (ev->account_part)
+	{
+		appendStringInfoString(buf, ev->account_part);
+		appendStringInfoChar(buf, ',');
+	}
+	else if (ev->account_id)
 	{
 		appendStringInfoChar(buf, '[');
 		AppendJsonString(buf, ev->account_id, ',');
@@ -1047,7 +1114,12 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 	}
 	else
 		appendStringInfoString(buf, "null,");
-	if (ev->entitlement_id)
+	if (ev->entitlement_part)
+	{
+		appendStringInfoString(buf, ev->entitlement_part);
+		appendStringInfoChar(buf, ',');
+	}
+	else if (ev->entitlement_id)
 	{
 		appendStringInfoChar(buf, '[');
 		AppendJsonString(buf, ev->entitlement_id, ',');
@@ -1110,6 +1182,7 @@ typedef struct NameKey
 {
 	Oid			relid;			/* table looked up */
 	Oid			typid;			/* type of the id's bytes */
+	bool		with_kind;		/* an account's part: [id, name, kind] */
 	int32		len;
 	char		id[NAME_ID_LEN];
 } NameKey;
@@ -1117,8 +1190,7 @@ typedef struct NameKey
 typedef struct NameEntry
 {
 	NameKey		key;
-	char	   *name;
-	char	   *kind;
+	char	   *part;			/* the event's [id, name(, kind)], rendered */
 } NameEntry;
 
 
@@ -1136,6 +1208,24 @@ NamesChanged(void)
 {
 	ConnectorNamesChanged();
 	ForgetNames();
+}
+
+/* Hash and compare the used part of a key only (ids are mostly short). */
+static uint32
+NameKeyHash(const void *key, Size keysize)
+{
+	const NameKey *k = key;
+
+	return hash_bytes((const unsigned char *) k, offsetof(NameKey, id) + k->len);
+}
+
+static int
+NameKeyMatch(const void *a, const void *b, Size keysize)
+{
+	const NameKey *x = a;
+	const NameKey *y = b;
+
+	return x->len == y->len ? memcmp(x, y, offsetof(NameKey, id) + x->len) : 1;
 }
 
 /* The cache key of an id value, or false when it is too long to cache. */
@@ -1203,9 +1293,11 @@ NameCache(void)
 											 ALLOCSET_DEFAULT_SIZES);
 		ctl.keysize = sizeof(NameKey);
 		ctl.entrysize = sizeof(NameEntry);
+		ctl.hash = NameKeyHash;
+		ctl.match = NameKeyMatch;
 		ctl.hcxt = name_cxt;
 		name_cache = hash_create("connector names", 256, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 		name_generation = gen;
 		name_cache_shared = shared_gen;
 		names_stale = false;
@@ -1245,10 +1337,25 @@ SlotText(TupleTableSlot *slot, AttrNumber att)
 	return OidOutputFunctionCall(out, d);
 }
 
-/* Name (and kind) of the row whose id is key, through the id's unique index. */
-static void
-LookupName(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
-		   char **name, char **kind)
+/* Text of an id value: integers directly, other types by their output function. */
+static char *
+IdText(Datum key, Oid basetype, FmgrInfo *out)
+{
+	MappedCol	c = {.basetype = basetype};
+	char	   *s = IntText(&c, key, NULL);
+
+	return s ? s : OutputFunctionCall(out, key);
+}
+
+/*
+ * The account ([id, name, kind]) or entitlement ([id, name]) part of an
+ * event for the row whose id is key, named through the id's unique index:
+ * from the name cache, or rendered and cached.  The id's type is given by
+ * typid/typlen/typbyval (its base type basetype, its output function out).
+ */
+static const char *
+LinkedPart(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
+		   Oid basetype, FmgrInfo *out, bool with_kind)
 {
 	Relation	rel;
 	Relation	idx;
@@ -1259,46 +1366,55 @@ LookupName(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
 	NameEntry  *entry;
 	bool		cacheable = NameCacheKey(lk, key, typid, typlen, typbyval, &k);
 	HTAB	   *cache = NULL;
+	StringInfoData buf;
+	char	   *name = NULL;
+	char	   *kind = NULL;
+	bool		keep = false;
 
-	if (!lk->valid)
-		return;
-	if (cacheable)
+	k.with_kind = with_kind;
+	if (cacheable && lk->valid)
 	{
 		/* checked at the start of each trigger call, not here: see NameCache */
 		cache = name_cache ? name_cache : NameCache();
 		entry = hash_search(cache, &k, HASH_FIND, NULL);
 		if (entry)
-		{
-			*name = entry->name;
-			if (kind)
-				*kind = entry->kind;
-			return;
-		}
+			return entry->part;
 	}
-	rel = table_open(lk->relid, AccessShareLock);
-	idx = index_open(lk->indexid, AccessShareLock);
-	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   lk->collation, lk->eqproc, key);
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &skey, 1, NULL, 0);
-	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	if (lk->valid)
 	{
-		*name = SlotText(slot, lk->name_att);
-		if (lk->kind_att > 0 && kind)
-			*kind = SlotText(slot, lk->kind_att);
-		/* a row not found is not cached: it may be inserted at any time */
-		if (cacheable && NameCacheable(slot))
+		rel = table_open(lk->relid, AccessShareLock);
+		idx = index_open(lk->indexid, AccessShareLock);
+		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   lk->collation, lk->eqproc, key);
+		slot = table_slot_create(rel, NULL);
+		scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
 		{
-			entry = hash_search(cache, &k, HASH_ENTER, NULL);
-			entry->name = *name ? MemoryContextStrdup(name_cxt, *name) : NULL;
-			entry->kind = kind && *kind ? MemoryContextStrdup(name_cxt, *kind) : NULL;
+			name = SlotText(slot, lk->name_att);
+			if (lk->kind_att > 0 && with_kind)
+				kind = SlotText(slot, lk->kind_att);
+			/* a row not found is not cached: it may be inserted at any time */
+			keep = cacheable && NameCacheable(slot);
 		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(idx, AccessShareLock);
+		table_close(rel, AccessShareLock);
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	AppendJsonString(&buf, IdText(key, basetype, out), ',');
+	AppendJsonString(&buf, name, with_kind ? ',' : 0);
+	if (with_kind)
+		AppendJsonString(&buf, kind, 0);
+	appendStringInfoChar(&buf, ']');
+	if (!keep)
+		return buf.data;
+	entry = hash_search(cache, &k, HASH_ENTER, NULL);
+	entry->part = MemoryContextStrdup(name_cxt, buf.data);
+	return entry->part;
 }
 
 /* Account identity of an accounts-table row. */
@@ -1401,10 +1517,9 @@ EmitColumnGrants(CaptureCall *cc, EventRec *base, const char *type, List *ids, L
 		if (HoldsId(minus, h->text))
 			continue;
 		ev.type = type;
-		ev.entitlement_id = h->text;
-		ev.entitlement_name = NULL;
-		LookupName(&map->entitlement_lookup, h->value, map->grants_id_type,
-				   map->grants_id_len, map->grants_id_byval, &ev.entitlement_name, NULL);
+		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, h->value, map->grants_id_type,
+										 map->grants_id_len, map->grants_id_byval,
+										 getBaseType(map->grants_id_type), &map->grants_id_out, false);
 		WriteEvent(cc, &ev);
 	}
 }
@@ -1535,7 +1650,6 @@ FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, H
 	bool		isnull;
 	Datum		key;
 
-	ev->account_id = PurposeText(map, P_ACCOUNT, tup, desc);
 	ev->expires = PurposeText(map, P_EXPIRES, tup, desc);
 	ev->before_tup = old;
 	ev->after_tup = new;
@@ -1544,8 +1658,8 @@ FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, H
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ACCOUNT]];
 
-		LookupName(&map->account_lookup, key, c->typid, c->typlen, c->typbyval,
-				   &ev->account_name, &ev->account_kind);
+		ev->account_part = LinkedPart(&map->account_lookup, key, c->typid, c->typlen,
+									  c->typbyval, c->basetype, &c->outfn, true);
 	}
 }
 
@@ -1560,14 +1674,13 @@ MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old,
 
 	ev.type = type;
 	FillLinkedAccount(cc, &ev, tup, old, new);
-	ev.entitlement_id = PurposeText(map, P_ENTITLEMENT, tup, cc->desc);
 	key = PurposeValue(map, P_ENTITLEMENT, tup, cc->desc, &isnull);
 	if (!isnull)
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ENTITLEMENT]];
 
-		LookupName(&map->entitlement_lookup, key, c->typid, c->typlen, c->typbyval,
-				   &ev.entitlement_name, NULL);
+		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, key, c->typid, c->typlen,
+										 c->typbyval, c->basetype, &c->outfn, false);
 	}
 	WriteEvent(cc, &ev);
 }
