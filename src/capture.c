@@ -211,6 +211,7 @@ typedef struct Chunk
 } Chunk;
 
 static HTAB *capture_maps = NULL;
+static CaptureMap *last_map = NULL;	/* the one GetMap returned last */
 static HTAB *name_cache = NULL;	/* see LookupName */
 static MemoryContext name_cxt = NULL;
 static uint64 name_generation;
@@ -222,6 +223,7 @@ static Oid	outbox_indexid = InvalidOid;
 static MemoryContext buffer_cxt = NULL; /* child of TopTransactionContext */
 static List *chunks = NIL;		/* of Chunk *, in event order */
 static Size buffered_bytes = 0;
+static int	chunk_size_hint = 0;	/* bytes of the last full chunk */
 static FullTransactionId seq_xid;
 static int32 seq_next = 0;
 static Oid	capture_user = InvalidOid;	/* role running the current DML */
@@ -256,6 +258,7 @@ CaptureXactCallback(XactEvent event, void *arg)
 			chunks = NIL;
 			buffer_cxt = NULL;
 			buffered_bytes = 0;
+			chunk_size_hint = 0;
 			if (!name_cache_shared)
 				ForgetNames();
 			break;
@@ -628,6 +631,10 @@ GetMap(Relation rel, const char *app, const char *role)
 	CaptureMap *map;
 	bool		found;
 
+	/* a multi-row statement asks for the same one again and again */
+	if (last_map != NULL && last_map->relid == relid && last_map->valid &&
+		strcmp(last_map->app, app) == 0)
+		return last_map;
 	if (capture_maps == NULL)
 	{
 		HASHCTL		ctl;
@@ -643,6 +650,7 @@ GetMap(Relation rel, const char *app, const char *role)
 		memset(((char *) map) + sizeof(Oid), 0, sizeof(CaptureMap) - sizeof(Oid));
 	if (!map->valid || strcmp(map->app, app) != 0)
 		BuildMap(map, rel, app, role);
+	last_map = map;
 	return map;
 }
 
@@ -1075,7 +1083,10 @@ ChunkFor(const char *app, const char *origin)
 	c->origin = origin;			/* lives as long as the transaction (CurrentOrigin) */
 	c->subid = subid;
 	c->first_at = GetCurrentTimestamp();
-	initStringInfo(&c->events);
+	/* sized like the last full chunk: no doubling and copying as it fills */
+	c->events.maxlen = Max(1024, chunk_size_hint);
+	c->events.data = palloc(c->events.maxlen);
+	resetStringInfo(&c->events);
 	chunks = lappend(chunks, c);
 	MemoryContextSwitchTo(old);
 	return c;
@@ -1142,6 +1153,8 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 	AppendJsonString(buf, ev->expires, 0);
 	appendStringInfoChar(buf, ']');
 	c->n++;
+	if (c->n == CHUNK_EVENTS)
+		chunk_size_hint = Min(buf->len + 2, CHUNK_BYTES + 64 * 1024);
 	buffered_bytes += buf->len - start;
 	if (buffered_bytes > FLUSH_BYTES)
 		FlushChunks();
