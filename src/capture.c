@@ -205,7 +205,7 @@ typedef struct Chunk
 	const char *origin;			/* CurrentOrigin()'s text */
 	SubTransactionId subid;		/* subtransaction whose events these are */
 	SubTransactionId written_in;	/* written to the outbox in this one, or 0 */
-	TimestampTz first_at;
+	TimestampTz first_at;		/* statement time of its first event */
 	int			n;
 	StringInfoData events;		/* "[ev, ev, ..." */
 } Chunk;
@@ -1082,7 +1082,7 @@ ChunkFor(const char *app, const char *origin)
 	c->app = pstrdup(app);
 	c->origin = origin;			/* lives as long as the transaction (CurrentOrigin) */
 	c->subid = subid;
-	c->first_at = GetCurrentTimestamp();
+	c->first_at = GetCurrentStatementStartTimestamp();	/* its first event's */
 	/* sized like the last full chunk: no doubling and copying as it fills */
 	c->events.maxlen = Max(1024, chunk_size_hint);
 	c->events.data = palloc(c->events.maxlen);
@@ -1096,7 +1096,9 @@ ChunkFor(const char *app, const char *origin)
  * Render an event straight into the buffer of its chunk, in the outbox's
  * compact form (expanded by connector._event when read): a JSON array of
  * type, timestamp, account [id, name, kind], entitlement [id, name],
- * credential id, before, after, expires_at; an absent part is null.  before
+ * credential id, before, after, expires_at; an absent part is null, and so
+ * is a timestamp equal to the row's occurred_at (most are: the statement
+ * time of the row's first event).  before
  * and after are rows of map's table, or given as JSON text (_emit).
  */
 static void
@@ -1108,8 +1110,14 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 
 	appendStringInfoString(buf, c->n == 0 ? "[[" : ",[");
 	AppendJsonString(buf, ev->type, ',');
-	appendStringInfoString(buf, StatementTimestamp());
-	appendStringInfoChar(buf, ',');
+	/* the row's occurred_at stands for the timestamp it equals */
+	if (GetCurrentStatementStartTimestamp() == c->first_at)
+		appendBinaryStringInfo(buf, "null,", 5);
+	else
+	{
+		appendStringInfoString(buf, StatementTimestamp());
+		appendStringInfoChar(buf, ',');
+	}
 	if (ev->account_part)
 	{
 		appendStringInfoString(buf, ev->account_part);

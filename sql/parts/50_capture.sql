@@ -11,7 +11,7 @@ CREATE TABLE @extschema@.outbox (
 	seq				int NOT NULL,		-- the first event's number in its transaction
 	n				int NOT NULL,		-- events in this row
 	app				text NOT NULL,
-	occurred_at		timestamptz NOT NULL,
+	occurred_at		timestamptz NOT NULL,	-- statement time of the first event
 	origin			text NOT NULL,		-- JSON, shared by the row's events
 	events			text COMPRESSION lz4 NOT NULL	-- JSON array of the events, rendered by the trigger
 );
@@ -203,22 +203,32 @@ LANGUAGE sql IMMUTABLE AS $$
 		ELSE '{}'::pg_catalog.jsonb END
 $$;
 
+-- An event's timestamp: its own, or (null) the row's occurred_at, written
+-- the way the trigger writes one (RFC 3339, UTC, microseconds).
+CREATE FUNCTION @extschema@._event_time(ts text, occurred_at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT COALESCE(ts,
+					pg_catalog.to_char(pg_catalog.timezone('UTC', occurred_at),
+									   'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+$$;
+
 -- The event JSON of spec section 6 for event i (from 1) of an outbox row.
 -- ev is [type, timestamp, account [id, name, kind], entitlement [id, name],
 -- credential id, before, after, expires_at]; parts that do not apply are
--- null, and their keys are left out.  Takes the row's fields, not the row:
--- a whole-row argument would copy the row's events text (up to 1000 events)
--- once per event.  No SET clause, so the planner inlines it; it is called
--- only from functions that pin search_path, and everything in it is
--- qualified.
+-- null, and their keys are left out; a null timestamp is the row's
+-- occurred_at.  Takes the row's fields, not the row: a whole-row argument
+-- would copy the row's events text (up to 1000 events) once per event.  No
+-- SET clause, so the planner inlines it; it is called only from functions
+-- that pin search_path, and everything in it is qualified.
 CREATE FUNCTION @extschema@._event(txid xid8, seq int, app text, first_position bigint,
-								   origin jsonb, ev jsonb, i bigint)
+								   occurred_at timestamptz, origin jsonb, ev jsonb, i bigint)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
 	SELECT pg_catalog.jsonb_build_object(
 		'id', 'evt_' || txid::pg_catalog.text || '_' || (seq + i - 1),
 		'type', ev OPERATOR(pg_catalog.->) 0,
-		'timestamp', ev OPERATOR(pg_catalog.->) 1,
+		'timestamp', @extschema@._event_time(ev OPERATOR(pg_catalog.->>) 1, occurred_at),
 		'data', pg_catalog.jsonb_build_object(
 					'before', ev OPERATOR(pg_catalog.->) 5,
 					'after', ev OPERATOR(pg_catalog.->) 6,
@@ -255,7 +265,7 @@ RETURNS TABLE ("position" bigint, type text, event jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT o.position + e.i - 1, e.ev->>0,
-		   @extschema@._event(o.txid, o.seq, o.app, o.position, x.origin, e.ev, e.i)
+		   @extschema@._event(o.txid, o.seq, o.app, o.position, o.occurred_at, x.origin, e.ev, e.i)
 	  FROM @extschema@.outbox o
 	 CROSS JOIN LATERAL (SELECT o.origin::jsonb AS origin) x
 	 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)

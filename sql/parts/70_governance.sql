@@ -642,7 +642,8 @@ BEGIN
 				-- compact events: see connector._event
 				SELECT DISTINCT ON (ev->2->>0, ev->3->>0)
 					   ev->2->>0 AS account, ev->3->>0 AS entitlement,
-					   ev->>0 AS type, @extschema@._origin(o.origin::jsonb) AS origin, ev->>1 AS at,
+					   ev->>0 AS type, @extschema@._origin(o.origin::jsonb) AS origin,
+					   @extschema@._event_time(ev->>1, o.occurred_at) AS at,
 					   o.position + x.i - 1 AS position
 				  FROM @extschema@.outbox o
 				 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY x(ev, i)

@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(36);
+SELECT plan(38);
 
 -- Triggers are installed, ENABLE ALWAYS.
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'connector_capture%' AND tgenabled = 'A'),
@@ -32,6 +32,19 @@ SELECT is((SELECT event #>> '{data,origin,db_user}' FROM connector.changes('crm'
 SELECT ok((SELECT event->>'id' FROM connector.changes('crm') LIMIT 1) ~ '^evt_[0-9]+_[0-9]+$', 'event id');
 SELECT ok((SELECT event->>'timestamp' FROM connector.changes('crm') LIMIT 1) ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$',
 		  'timestamp in RFC 3339 UTC with microseconds');
+
+-- Two statements, one outbox row: each event has its own statement's time
+-- (the outbox stores the first as the row's occurred_at).
+SELECT pg_temp.last_pos() AS p \gset
+INSERT INTO "Crm App".user_roles VALUES (9, 1, NULL)
+RETURNING to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t1 \gset
+SELECT pg_sleep(0.001);
+INSERT INTO "Crm App".user_roles VALUES (9, 2, NULL)
+RETURNING to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t2 \gset
+SELECT is(ARRAY(SELECT event->>'timestamp' FROM connector.changes('crm', :p) ORDER BY position),
+		  ARRAY[:'t1', :'t2'], 'each event carries the time of its own statement');
+SELECT is((SELECT n FROM connector.outbox WHERE position = :p + 1), 2, 'both events are in one outbox row');
+DELETE FROM "Crm App".user_roles WHERE user_id = 9;
 
 SELECT pg_temp.last_pos() AS p \gset
 UPDATE "Crm App".user_roles SET role_id = 2 WHERE user_id = 2 AND role_id = 7;
