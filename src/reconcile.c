@@ -74,6 +74,13 @@ typedef struct RcType
 	FmgrInfo	out;
 } RcType;
 
+/*
+ * Desired grants kept inside an account's hash entry: the grants scan then
+ * finds them in the cache line it just read for the account, whatever
+ * order the desired state came in.
+ */
+#define RC_INLINE 4
+
 /* An entitlement of an account, with whether the other side has it too. */
 typedef struct RcGrant
 {
@@ -104,8 +111,9 @@ typedef struct RcAcc
 	int			pos;			/* first desired entry */
 	List	   *dup_pos;		/* further entries naming it */
 	int			ndes;			/* desired grants */
-	int			maxdes;
-	RcGrant    *des;
+	int			maxdes;			/* 0: they are in inl */
+	RcGrant    *ext;
+	RcGrant		inl[RC_INLINE];
 	int			nextra;			/* actual grants not desired */
 	int			maxextra;
 	Datum	   *extra;
@@ -327,7 +335,7 @@ RcNormalise(RcType *t, Datum d)
 	return d;
 }
 
-static uint32
+static inline uint32
 RcHash(RcType *t, Datum d)
 {
 	switch (t->kind)
@@ -342,7 +350,7 @@ RcHash(RcType *t, Datum d)
 	}
 }
 
-static bool
+static inline bool
 RcEqual(RcType *t, Datum a, Datum b)
 {
 	switch (t->kind)
@@ -359,15 +367,15 @@ RcEqual(RcType *t, Datum a, Datum b)
 }
 
 /* Order of two values, as ORDER BY on the type sorts them. */
-static int
+static inline int
 RcCompare(RcType *t, Datum a, Datum b)
 {
-	if (t->kind == RC_INT)
+	if (likely(t->kind == RC_INT))
 	{
-		int64		x = t->typid == INT8OID ? DatumGetInt64(a) :
-			t->typid == INT4OID ? DatumGetInt32(a) : DatumGetInt16(a);
-		int64		y = t->typid == INT8OID ? DatumGetInt64(b) :
-			t->typid == INT4OID ? DatumGetInt32(b) : DatumGetInt16(b);
+		int64		x = t->typlen == 8 ? DatumGetInt64(a) :
+			t->typlen == 4 ? DatumGetInt32(a) : DatumGetInt16(a);
+		int64		y = t->typlen == 8 ? DatumGetInt64(b) :
+			t->typlen == 4 ? DatumGetInt32(b) : DatumGetInt16(b);
 
 		return x < y ? -1 : x > y ? 1 : 0;
 	}
@@ -406,7 +414,7 @@ RcNewAccount(RcState *st, Datum acc)
 	a->pos = -1;
 	a->dup_pos = NIL;
 	a->ndes = a->maxdes = a->nextra = a->maxextra = 0;
-	a->des = NULL;
+	a->ext = NULL;
 	a->extra = NULL;
 	/* an insert may move entries: only this one is known to be valid */
 	st->last = a;
@@ -442,18 +450,36 @@ RcDesireAccount(RcState *st, Datum acc, int pos, bool group)
 	return a;
 }
 
+/* The desired grants of a; valid until the next insert into the table. */
+static inline RcGrant *
+RcDes(RcAcc *a)
+{
+	return a->maxdes == 0 ? a->inl : a->ext;
+}
+
 /* Record a desired grant of account a; duplicates go at RcFinishDesired. */
 static inline void
 RcDesireGrant(RcState *st, RcAcc *a, Datum ent)
 {
-	if (a->ndes == a->maxdes)
+	RcGrant    *des;
+
+	if (a->ndes == (a->maxdes == 0 ? RC_INLINE : a->maxdes))
 	{
-		a->maxdes = Max(4, a->maxdes * 2);
-		a->des = a->des == NULL ? palloc(a->maxdes * sizeof(RcGrant)) :
-			repalloc_huge(a->des, a->maxdes * sizeof(RcGrant));
+		if (a->maxdes == 0)
+		{
+			a->maxdes = RC_INLINE * 4;
+			a->ext = palloc(a->maxdes * sizeof(RcGrant));
+			memcpy(a->ext, a->inl, sizeof(a->inl));
+		}
+		else
+		{
+			a->maxdes *= 2;
+			a->ext = repalloc_huge(a->ext, a->maxdes * sizeof(RcGrant));
+		}
 	}
-	a->des[a->ndes].ent = RcKeep(&st->ent_type, ent);
-	a->des[a->ndes].matched = false;
+	des = RcDes(a);
+	des[a->ndes].ent = RcKeep(&st->ent_type, ent);
+	des[a->ndes].matched = false;
 	a->ndes++;
 }
 
@@ -488,15 +514,30 @@ RcFinishDesired(RcState *st)
 	rcacc_start_iterate(st->accs, &it);
 	while ((a = rcacc_iterate(st->accs, &it)) != NULL)
 	{
+		RcGrant    *des = RcDes(a);
 		int			i;
 		int			n;
 
 		if (a->ndes < 2)
 			continue;
-		qsort_arg(a->des, a->ndes, sizeof(RcGrant), RcCompareGrants, &st->ent_type);
+		if (a->ndes <= 16)
+		{
+			/* the usual few: an insertion sort, without a call per comparison */
+			for (i = 1; i < a->ndes; i++)
+			{
+				RcGrant		g = des[i];
+				int			j = i;
+
+				for (; j > 0 && RcCompare(&st->ent_type, des[j - 1].ent, g.ent) > 0; j--)
+					des[j] = des[j - 1];
+				des[j] = g;
+			}
+		}
+		else
+			qsort_arg(des, a->ndes, sizeof(RcGrant), RcCompareGrants, &st->ent_type);
 		for (n = 1, i = 1; i < a->ndes; i++)
-			if (RcCompare(&st->ent_type, a->des[n - 1].ent, a->des[i].ent) != 0)
-				a->des[n++] = a->des[i];
+			if (RcCompare(&st->ent_type, des[n - 1].ent, des[i].ent) != 0)
+				des[n++] = des[i];
 		a->ndes = n;
 		if (n > 1 && st->scalar_shape)
 			st->scalar = true;
@@ -508,16 +549,17 @@ RcFinishDesired(RcState *st)
 static inline RcGrant *
 RcFindGrant(RcState *st, RcAcc *a, Datum ent)
 {
+	RcGrant    *des = RcDes(a);
 	int			lo = 0;
 	int			hi = a->ndes - 1;
 
 	while (lo <= hi)
 	{
 		int			mid = (lo + hi) / 2;
-		int			c = RcCompare(&st->ent_type, a->des[mid].ent, ent);
+		int			c = RcCompare(&st->ent_type, des[mid].ent, ent);
 
 		if (c == 0)
-			return &a->des[mid];
+			return &des[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -539,6 +581,38 @@ RcParseJsonb(RcType *t, JsonbValue *v)
 }
 
 /*
+ * Element i of jsonb array arr as a scalar or a container (jbvBinary),
+ * read in place: no iterator, no allocation.
+ */
+static inline void
+RcArrayElement(JsonbContainer *arr, int i, JsonbValue *v)
+{
+	JEntry		je = arr->children[i];
+	char	   *base = (char *) &arr->children[JsonContainerSize(arr)];
+	uint32		off = getJsonbOffset(arr, i);
+
+	if (JBE_ISSTRING(je))
+	{
+		v->type = jbvString;
+		v->val.string.val = base + off;
+		v->val.string.len = getJsonbLength(arr, i);
+	}
+	else if (JBE_ISNUMERIC(je))
+	{
+		v->type = jbvNumeric;
+		v->val.numeric = (Numeric) (base + INTALIGN(off));
+	}
+	else if (JBE_ISCONTAINER(je))
+	{
+		v->type = jbvBinary;
+		v->val.binary.data = (JsonbContainer *) (base + INTALIGN(off));
+		v->val.binary.len = getJsonbLength(arr, i) - (INTALIGN(off) - off);
+	}
+	else
+		v->type = JBE_ISNULL(je) ? jbvNull : jbvBool;	/* only the type is read */
+}
+
+/*
  * Walk a jsonb desired state once: check its shape (any fault sets
  * st->invalid and stops; the caller's SQL check then names it) and record
  * every account and desired grant.
@@ -548,10 +622,9 @@ RcReadJsonb(RcState *st, Jsonb *jb)
 {
 	JsonbValue	accounts;
 	JsonbValue	v;
-	JsonbIterator *it;
-	JsonbIteratorToken tok;
+	JsonbContainer *arr;
 	int			nkeys = 0;
-	int			pos = 0;
+	int			pos;
 
 	if (!JB_ROOT_IS_OBJECT(jb) ||
 		getKeyJsonValueFromContainer(&jb->root, "accounts", 8, &accounts) == NULL ||
@@ -577,8 +650,8 @@ RcReadJsonb(RcState *st, Jsonb *jb)
 		return;
 	}
 
-	it = JsonbIteratorInit(accounts.val.binary.data);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	arr = accounts.val.binary.data;
+	for (pos = 0; pos < JsonContainerSize(arr); pos++)
 	{
 		JsonbContainer *e;
 		JsonbValue	id;
@@ -588,8 +661,7 @@ RcReadJsonb(RcState *st, Jsonb *jb)
 		bool		has_ents;
 		RcAcc	   *a;
 
-		if (tok != WJB_ELEM)
-			continue;
+		RcArrayElement(arr, pos, &v);
 		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
 		{
 			st->invalid = true;
@@ -619,15 +691,14 @@ RcReadJsonb(RcState *st, Jsonb *jb)
 		}
 		if (has_ents && ents.type == jbvBinary)
 		{
-			JsonbIterator *eit = JsonbIteratorInit(ents.val.binary.data);
+			JsonbContainer *earr = ents.val.binary.data;
 			JsonbValue	ev;
-			JsonbIteratorToken etok;
+			int			i;
 
 			a->manage = true;
-			while ((etok = JsonbIteratorNext(&eit, &ev, true)) != WJB_DONE)
+			for (i = 0; i < JsonContainerSize(earr); i++)
 			{
-				if (etok != WJB_ELEM)
-					continue;
+				RcArrayElement(earr, i, &ev);
 				if (ev.type != jbvString && ev.type != jbvNumeric)
 				{
 					st->invalid = true;
@@ -636,7 +707,6 @@ RcReadJsonb(RcState *st, Jsonb *jb)
 				RcDesireGrant(st, a, RcParseJsonb(&st->ent_type, &ev));
 			}
 		}
-		pos++;
 	}
 }
 
@@ -953,7 +1023,7 @@ PushAccountRows(RcState *st, JsonbParseState **ps, RcAcc *a)
 			PushKey(ps, "entitlements");
 			pushJsonbValue(ps, WJB_BEGIN_ARRAY, NULL);
 			for (i = 0; i < a->ndes; i++)
-				PushText(ps, WJB_ELEM, RcText(&st->ent_type, a->des[i].ent));
+				PushText(ps, WJB_ELEM, RcText(&st->ent_type, RcDes(a)[i].ent));
 			pushJsonbValue(ps, WJB_END_ARRAY, NULL);
 		}
 		pushJsonbValue(ps, WJB_END_OBJECT, NULL);
@@ -990,11 +1060,11 @@ PushAccountRows(RcState *st, JsonbParseState **ps, RcAcc *a)
 	if (a->exists)
 		for (i = 0; i < a->ndes; i++)
 		{
-			if (a->des[i].matched)
+			if (RcDes(a)[i].matched)
 				continue;
-			PushRowStart(st, ps, "grant", acc, a->des[i].ent, false);
+			PushRowStart(st, ps, "grant", acc, RcDes(a)[i].ent, false);
 			PushDesiredActual(ps, true, false);
-			if (st->ents != NULL && rcent_lookup(st->ents, a->des[i].ent) == NULL)
+			if (st->ents != NULL && rcent_lookup(st->ents, RcDes(a)[i].ent) == NULL)
 			{
 				PushKey(ps, "unknown_entitlement");
 				PushBool(ps, WJB_VALUE, true);
@@ -1039,7 +1109,7 @@ RcHasRows(RcState *st, RcAcc *a)
 	if ((a->seen_true || a->seen_false) && a->seen_true != a->a_enabled)
 		return true;
 	for (i = 0; i < a->ndes; i++)
-		if (!a->des[i].matched)
+		if (!RcDes(a)[i].matched)
 			return true;
 	return false;
 }
