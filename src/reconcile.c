@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -40,6 +41,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
 #include "utils/typcache.h"
 
 #include "connector.h"
@@ -75,9 +77,9 @@ typedef struct RcType
 } RcType;
 
 /*
- * Desired grants kept inside an account's hash entry: the grants scan then
- * finds them in the cache line it just read for the account, whatever
- * order the desired state came in.
+ * Desired grants kept inside an account's record: the grants scan then
+ * finds them next to the account's flags, whatever order the desired state
+ * came in.
  */
 #define RC_INLINE 4
 
@@ -95,12 +97,16 @@ typedef struct RcGrant
  * Grants hang off their account, so a grant costs no hash look-up of its
  * own, and the rows of one account, which tables usually keep together,
  * hit the same entry.
+ *
+ * Records are allocated in chunks and the hash table holds only the key
+ * and a pointer, so it stays small enough for the cache.  The accounts
+ * scan copies each record it meets out of order to the end, so that the
+ * grants scan, which tables usually keep in the same account order, reads
+ * the records nearly in sequence whatever order the desired state came in.
  */
 typedef struct RcAcc
 {
 	Datum		key;
-	uint32		hash;
-	char		status;			/* simplehash */
 	bool		desired;		/* in the desired state */
 	bool		manage;			/* its entitlements are given */
 	bool		exists;			/* in the accounts table */
@@ -108,6 +114,7 @@ typedef struct RcAcc
 	bool		seen_true;		/* desired enabled values given */
 	bool		seen_false;
 	bool		extra_null;		/* an actual grant of a null entitlement */
+	bool		moved;			/* copied further on: skip this one */
 	int			pos;			/* first desired entry */
 	List	   *dup_pos;		/* further entries naming it */
 	int			ndes;			/* desired grants */
@@ -119,6 +126,17 @@ typedef struct RcAcc
 	Datum	   *extra;
 } RcAcc;
 
+/* An entry of the accounts hash table. */
+typedef struct RcSlot
+{
+	Datum		key;
+	RcAcc	   *acc;
+	uint32		hash;
+	char		status;			/* simplehash */
+} RcSlot;
+
+#define RC_CHUNK 1024			/* account records per chunk */
+
 typedef struct RcState RcState;
 
 static uint32 RcHash(RcType *t, Datum d);
@@ -127,7 +145,7 @@ static RcType *RcAccType(RcState *st);
 static RcType *RcEntType(RcState *st);
 
 #define SH_PREFIX rcacc
-#define SH_ELEMENT_TYPE RcAcc
+#define SH_ELEMENT_TYPE RcSlot
 #define SH_KEY_TYPE Datum
 #define SH_KEY key
 #define SH_HASH_KEY(tb, k) RcHash(RcAccType((RcState *) (tb)->private_data), k)
@@ -169,6 +187,11 @@ struct RcState
 	bool		scalar_shape;	/* one entitlement per account */
 	bool		invalid;		/* the caller must run the SQL checks */
 	rcacc_hash *accs;
+	RcAcc	  **chunks;			/* the records, RC_CHUNK each */
+	int			nchunks;
+	int			maxchunks;
+	int			nlast;			/* records used in the last chunk */
+	RcAcc	   *prev;			/* the accounts scan's previous record */
 	RcAcc	   *last;			/* the entry of the previous row, or NULL */
 	rcent_hash *ents;			/* NULL: every entitlement is known */
 	bool		has_dup;		/* an account in two jsonb entries */
@@ -396,8 +419,30 @@ static inline RcAcc *
 RcFindAccount(RcState *st, Datum acc)
 {
 	if (st->last == NULL || !RcEqual(&st->acc_type, st->last->key, acc))
-		st->last = rcacc_lookup(st->accs, acc);
+	{
+		RcSlot	   *slot = rcacc_lookup(st->accs, acc);
+
+		st->last = slot == NULL ? NULL : slot->acc;
+	}
 	return st->last;
+}
+
+/* Room for one more account record. */
+static RcAcc *
+RcAllocAccount(RcState *st)
+{
+	if (st->nchunks == 0 || st->nlast == RC_CHUNK)
+	{
+		if (st->nchunks == st->maxchunks)
+		{
+			st->maxchunks = Max(16, st->maxchunks * 2);
+			st->chunks = st->chunks == NULL ? palloc(st->maxchunks * sizeof(RcAcc *)) :
+				repalloc(st->chunks, st->maxchunks * sizeof(RcAcc *));
+		}
+		st->chunks[st->nchunks++] = MemoryContextAllocHuge(st->cxt, RC_CHUNK * sizeof(RcAcc));
+		st->nlast = 0;
+	}
+	return &st->chunks[st->nchunks - 1][st->nlast++];
 }
 
 /* A new entry for account acc (not yet in the table). */
@@ -405,20 +450,40 @@ static RcAcc *
 RcNewAccount(RcState *st, Datum acc)
 {
 	bool		found;
-	RcAcc	   *a = rcacc_insert(st->accs, acc, &found);
+	RcSlot	   *slot = rcacc_insert(st->accs, acc, &found);
+	RcAcc	   *a = RcAllocAccount(st);
 
 	Assert(!found);
-	a->key = RcKeep(&st->acc_type, acc);
+	slot->key = a->key = RcKeep(&st->acc_type, acc);
+	slot->acc = a;
 	a->desired = a->manage = a->exists = a->a_enabled = false;
-	a->seen_true = a->seen_false = a->extra_null = false;
+	a->seen_true = a->seen_false = a->extra_null = a->moved = false;
 	a->pos = -1;
 	a->dup_pos = NIL;
 	a->ndes = a->maxdes = a->nextra = a->maxextra = 0;
 	a->ext = NULL;
 	a->extra = NULL;
-	/* an insert may move entries: only this one is known to be valid */
 	st->last = a;
 	return a;
+}
+
+/* Every account record: call with *i = 0 until it returns NULL. */
+static inline RcAcc *
+RcNextAccount(RcState *st, int64 *i)
+{
+	int64		end = st->nchunks == 0 ? 0 : (int64) (st->nchunks - 1) * RC_CHUNK + st->nlast;
+
+	for (; *i < end; (*i)++)
+	{
+		RcAcc	   *a = &st->chunks[*i / RC_CHUNK][*i % RC_CHUNK];
+
+		if (!a->moved)
+		{
+			(*i)++;
+			return a;
+		}
+	}
+	return NULL;
 }
 
 /*
@@ -450,7 +515,7 @@ RcDesireAccount(RcState *st, Datum acc, int pos, bool group)
 	return a;
 }
 
-/* The desired grants of a; valid until the next insert into the table. */
+/* The desired grants of a. */
 static inline RcGrant *
 RcDes(RcAcc *a)
 {
@@ -508,11 +573,10 @@ RcCompareAccounts(const void *x, const void *y, void *arg)
 static void
 RcFinishDesired(RcState *st)
 {
-	rcacc_iterator it;
+	int64		it = 0;
 	RcAcc	   *a;
 
-	rcacc_start_iterate(st->accs, &it);
-	while ((a = rcacc_iterate(st->accs, &it)) != NULL)
+	while ((a = RcNextAccount(st, &it)) != NULL)
 	{
 		RcGrant    *des = RcDes(a);
 		int			i;
@@ -757,18 +821,31 @@ RcAccountRow(RcState *st, TupleTableSlot *slot)
 	bool		enisnull;
 	Datum		acc = slot_getattr(slot, 1, &isnull);
 	Datum		en = slot_getattr(slot, 2, &enisnull);
+	RcSlot	   *e;
 	RcAcc	   *a;
 
 	if (isnull)
 		return;
 	acc = RcNormalise(&st->acc_type, acc);
-	a = RcFindAccount(st, acc);
-	if (a == NULL)
+	e = rcacc_lookup(st->accs, acc);
+	if (e == NULL)
 	{
 		if (!st->complete)
 			return;				/* only a complete state reports the others */
 		a = RcNewAccount(st, acc);
 	}
+	else if (!e->acc->exists && e->acc != st->prev + 1)
+	{
+		/* out of order: the record moves to the end, in this scan's order */
+		st->prev = e->acc;
+		a = RcAllocAccount(st);
+		*a = *e->acc;
+		e->acc->moved = true;
+		e->acc = a;
+	}
+	else
+		a = st->prev = e->acc;	/* already in order (or seen before) */
+	st->last = a;
 	a->exists = true;
 	a->a_enabled = !enisnull && DatumGetBool(en);
 }
@@ -1118,7 +1195,7 @@ RcHasRows(RcState *st, RcAcc *a)
 static void
 RcPushRows(RcState *st, JsonbParseState **ps)
 {
-	rcacc_iterator it;
+	int64		it = 0;
 	RcAcc	   *a;
 	RcAcc	  **list;
 	int			n = 0;
@@ -1126,8 +1203,7 @@ RcPushRows(RcState *st, JsonbParseState **ps)
 	int			i;
 
 	list = palloc(max * sizeof(RcAcc *));
-	rcacc_start_iterate(st->accs, &it);
-	while ((a = rcacc_iterate(st->accs, &it)) != NULL)
+	while ((a = RcNextAccount(st, &it)) != NULL)
 	{
 		if (!RcHasRows(st, a))
 			continue;
@@ -1146,9 +1222,9 @@ RcPushRows(RcState *st, JsonbParseState **ps)
 	pushJsonbValue(ps, WJB_END_ARRAY, NULL);
 }
 
-/* A type OID under the mapping's "cache" (stored as text), or InvalidOid. */
+/* An OID under key of a mapping object (stored as text), or InvalidOid. */
 static Oid
-RcCacheOid(JsonbContainer *cache, const char *key)
+RcJsonbOid(JsonbContainer *cache, const char *key)
 {
 	JsonbValue	v;
 
@@ -1161,6 +1237,32 @@ RcCacheOid(JsonbContainer *cache, const char *key)
 	if (v.type == jbvNumeric)
 		return DatumGetObjectId(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
 	return InvalidOid;
+}
+
+/*
+ * How many accounts the table will hold, to size it once: the entries of a
+ * jsonb desired state, or the accounts table's row estimate, whichever is
+ * larger.  Growing a large table step by step costs more than the scans.
+ */
+static uint32
+RcExpectedAccounts(Jsonb *m, Jsonb *desired)
+{
+	double		n = 1024;
+	JsonbValue	v;
+
+	if (desired != NULL && JB_ROOT_IS_OBJECT(desired) &&
+		getKeyJsonValueFromContainer(&desired->root, "accounts", 8, &v) != NULL &&
+		v.type == jbvBinary && JsonContainerIsArray(v.val.binary.data))
+		n = Max(n, JsonContainerSize(v.val.binary.data));
+	if (getKeyJsonValueFromContainer(&m->root, "accounts", 8, &v) != NULL &&
+		v.type == jbvBinary && OidIsValid(RcJsonbOid(v.val.binary.data, "relid")))
+	{
+		Relation	rel = relation_open(RcJsonbOid(v.val.binary.data, "relid"), AccessShareLock);
+
+		n = Max(n, rel->rd_rel->reltuples);
+		relation_close(rel, NoLock);	/* the accounts query locks it anyway */
+	}
+	return (uint32) Min(n, 16 * 1024 * 1024);
 }
 
 /*
@@ -1197,8 +1299,8 @@ connector_reconcile_compare(PG_FUNCTION_ARGS)
 	if (getKeyJsonValueFromContainer(&m->root, "cache", 5, &cache) == NULL ||
 		cache.type != jbvBinary)
 		elog(ERROR, "reconciliation needs the write mapping");
-	acc_typ = RcCacheOid(cache.val.binary.data, "account_type");
-	ent_typ = RcCacheOid(cache.val.binary.data, "entitlement_type");
+	acc_typ = RcJsonbOid(cache.val.binary.data, "account_type");
+	ent_typ = RcJsonbOid(cache.val.binary.data, "entitlement_type");
 	if (!OidIsValid(acc_typ))
 		elog(ERROR, "the write mapping has no account type");
 	if (!OidIsValid(ent_typ))
@@ -1213,7 +1315,7 @@ connector_reconcile_compare(PG_FUNCTION_ARGS)
 	st->scalar_shape =
 		getKeyJsonValueFromContainer(cache.val.binary.data, "grant_shape", 11, &v) != NULL &&
 		v.type == jbvString && v.val.string.len == 6 && strncmp(v.val.string.val, "scalar", 6) == 0;
-	st->accs = rcacc_create(st->cxt, 1024, st);
+	st->accs = rcacc_create(st->cxt, RcExpectedAccounts(m, desired), st);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1258,7 +1360,7 @@ connector_reconcile_compare(PG_FUNCTION_ARGS)
 		PushBool(&ps, WJB_VALUE, st->complete);
 		if (st->has_dup)
 		{
-			RcAcc	   *dup = rcacc_lookup(st->accs, st->dup_key);
+			RcAcc	   *dup = rcacc_lookup(st->accs, st->dup_key)->acc;
 			ListCell   *lc;
 
 			PushKey(&ps, "dup");
