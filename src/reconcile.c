@@ -6,9 +6,10 @@
  *
  * connector._rc_compare() reads the desired state once (walking the jsonb,
  * or scanning the desired table), the accounts and the grants of the
- * application once (each query's rows go straight from the executor into a
- * hash table through a DestReceiver, never materialised), and returns the
- * differences as a jsonb array, sorted as the SQL API documents them.
+ * application once (each query's rows go straight from the executor into
+ * per-account records, found through a hash table, by a DestReceiver: never
+ * materialised), and returns the differences as a jsonb array, sorted as
+ * the SQL API documents them.
  *
  * It raises no error of its own about the input: a desired state of the
  * wrong shape, a null account or conflicting enabled values come back as
@@ -358,6 +359,7 @@ RcNormalise(RcType *t, Datum d)
 	return d;
 }
 
+/* Hash of a value, consistent with RcEqual. */
 static inline uint32
 RcHash(RcType *t, Datum d)
 {
@@ -373,6 +375,7 @@ RcHash(RcType *t, Datum d)
 	}
 }
 
+/* Whether two values are equal, as the type's = operator says. */
 static inline bool
 RcEqual(RcType *t, Datum a, Datum b)
 {
@@ -548,6 +551,7 @@ RcDesireGrant(RcState *st, RcAcc *a, Datum ent)
 	a->ndes++;
 }
 
+/* qsort_arg comparators: grants and entitlements by entitlement, accounts by id. */
 static int
 RcCompareGrants(const void *x, const void *y, void *arg)
 {
@@ -905,6 +909,7 @@ RcEntRow(RcState *st, TupleTableSlot *slot)
 		e->key = RcKeep(&st->ent_type, d);
 }
 
+/* DestReceiver callback: one row, into the state's memory. */
 static bool
 RcReceiveSlot(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -933,6 +938,7 @@ RcStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
 				 i < r->ntypes ? format_type_be(r->types[i]) : "none");
 }
 
+/* Nothing to release: the rows are consumed as they come. */
 static void
 RcShutdown(DestReceiver *self)
 {
@@ -978,6 +984,7 @@ RcRunQuery(RcState *st, const char *sql, void (*row) (RcState *, TupleTableSlot 
 	st->last = NULL;
 }
 
+/* Small wrappers around pushJsonbValue for the result. */
 static void
 PushKey(JsonbParseState **ps, const char *key)
 {

@@ -2,10 +2,12 @@
 -- findings on non-human identities, and expiry of time-bound grants.
 --
 -- Reconciliation is set-based: the desired state (a jsonb value or a table)
--- and the actual state (whatever shape the mapping has) are compared by one
--- statement of joins; only the differences are then applied, one by one,
--- through _write(), the path of every platform write, with origin
--- "reconcile".  Expiry revokes through the same path with origin "expiry".
+-- and the actual state (whatever shape the mapping has) are each read once
+-- by _rc_compare (src/reconcile.c), which returns the differences; the SQL
+-- checks below raise the errors when it finds a bad input.  Only the
+-- differences are then applied, one by one, through _write(), the path of
+-- every platform write, with origin "reconcile".  Expiry revokes through the
+-- same path with origin "expiry".
 
 -- Raise invalid_parameter_value for a bad desired state.
 CREATE FUNCTION @extschema@._rc_bad(msg text, hint text DEFAULT NULL) RETURNS void
