@@ -1248,20 +1248,27 @@ RcJsonbOid(JsonbContainer *cache, const char *key)
 
 /*
  * How many accounts the table will hold, to size it once: the entries of a
- * jsonb desired state, or the accounts table's row estimate, whichever is
- * larger.  Growing a large table step by step costs more than the scans.
+ * jsonb desired state and, when the state is complete (every account of the
+ * application gets an entry), the accounts table's row estimate.  Growing a
+ * large table step by step costs more than the scans.
  */
 static uint32
 RcExpectedAccounts(Jsonb *m, Jsonb *desired)
 {
 	double		n = 1024;
+	bool		complete = desired == NULL;
 	JsonbValue	v;
 
-	if (desired != NULL && JB_ROOT_IS_OBJECT(desired) &&
-		getKeyJsonValueFromContainer(&desired->root, "accounts", 8, &v) != NULL &&
-		v.type == jbvBinary && JsonContainerIsArray(v.val.binary.data))
-		n = Max(n, JsonContainerSize(v.val.binary.data));
-	if (getKeyJsonValueFromContainer(&m->root, "accounts", 8, &v) != NULL &&
+	if (desired != NULL && JB_ROOT_IS_OBJECT(desired))
+	{
+		if (getKeyJsonValueFromContainer(&desired->root, "accounts", 8, &v) != NULL &&
+			v.type == jbvBinary && JsonContainerIsArray(v.val.binary.data))
+			n = Max(n, JsonContainerSize(v.val.binary.data));
+		complete = getKeyJsonValueFromContainer(&desired->root, "complete", 8, &v) != NULL &&
+			v.type == jbvBool && v.val.boolean;
+	}
+	if (complete &&
+		getKeyJsonValueFromContainer(&m->root, "accounts", 8, &v) != NULL &&
 		v.type == jbvBinary && OidIsValid(RcJsonbOid(v.val.binary.data, "relid")))
 	{
 		Relation	rel = relation_open(RcJsonbOid(v.val.binary.data, "relid"), AccessShareLock);
@@ -1269,7 +1276,7 @@ RcExpectedAccounts(Jsonb *m, Jsonb *desired)
 		n = Max(n, rel->rd_rel->reltuples);
 		relation_close(rel, NoLock);	/* the accounts query locks it anyway */
 	}
-	return (uint32) Min(n, 16 * 1024 * 1024);
+	return (uint32) Min(n, 4 * 1024 * 1024);	/* an estimate: it may still grow */
 }
 
 /*
