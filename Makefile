@@ -13,7 +13,8 @@ OBJS = \
 	src/dispatcher.o \
 	src/http.o \
 	src/sign.o \
-	src/webhook_json.o
+	src/webhook_json.o \
+	src/reconcile.o
 
 # The install script is assembled from one file per concern.
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))

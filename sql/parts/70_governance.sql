@@ -2,10 +2,12 @@
 -- findings on non-human identities, and expiry of time-bound grants.
 --
 -- Reconciliation is set-based: the desired state (a jsonb value or a table)
--- and the actual state (whatever shape the mapping has) are compared by one
--- statement of joins; only the differences are then applied, one by one,
--- through _write(), the path of every platform write, with origin
--- "reconcile".  Expiry revokes through the same path with origin "expiry".
+-- and the actual state (whatever shape the mapping has) are each read once
+-- by _rc_compare (src/reconcile.c), which returns the differences; the SQL
+-- checks below raise the errors when it finds a bad input.  Only the
+-- differences are then applied, one by one, through _write(), the path of
+-- every platform write, with origin "reconcile".  Expiry revokes through the
+-- same path with origin "expiry".
 
 -- Raise invalid_parameter_value for a bad desired state.
 CREATE FUNCTION @extschema@._rc_bad(msg text, hint text DEFAULT NULL) RETURNS void
@@ -178,30 +180,104 @@ BEGIN
 END
 $$;
 
--- The core of reconcile and reconcile_table.  The desired state comes as
--- four queries over parameter $1 (the jsonb, or NULL for a table):
+-- The comparison core, in C (src/reconcile.c): reads the desired state and
+-- the actual accounts, grants and entitlements once each, into hash tables,
+-- and returns {"complete", "rows"}, or "invalid", "dup" or "scalar" when the
+-- caller must raise the error that the SQL checks below name.
+CREATE FUNCTION @extschema@._rc_compare(m jsonb, desired jsonb, tab_sql text, acc_sql text,
+										gr_sql text, ent_sql text) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'connector_reconcile_compare'
+LANGUAGE C VOLATILE;
+
+-- The checks of the request that need no data: request id, allowlist.
+CREATE FUNCTION @extschema@._rc_preflight(m jsonb, enforce boolean, request_id text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	writes constant text[] := ARRAY['grant', 'revoke', 'disable', 'enable'];
+BEGIN
+	IF request_id IS NOT NULL AND octet_length(request_id) NOT BETWEEN 1 AND 255 THEN
+		RAISE EXCEPTION 'request_id must be 1 to 255 bytes long'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF enforce AND m ? 'operations' AND NOT m->'operations' ?| writes THEN
+		RAISE EXCEPTION 'reconciliation cannot be enforced in application "%"', m->>'app'
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Its operations allowlist permits none of grant, revoke, disable, enable.',
+				  HINT = 'Report-only reconciliation (enforce = false) is always allowed; the mapping key "operations" lists the writes the platform may use.';
+	END IF;
+END
+$$;
+
+-- Whether a desired table has the optional column "enabled".
+CREATE FUNCTION @extschema@._rc_has_enabled(desired regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute at
+					WHERE at.attrelid = desired AND at.attname = 'enabled' AND at.attnum > 0
+					  AND NOT at.attisdropped)
+$$;
+
+-- Check the rows of a desired table: no null account, every account id
+-- parses, one enabled value per account.  Raises the first fault found.
+CREATE FUNCTION @extschema@._rc_check_table(m jsonb, desired regclass) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	acc_typ regtype := @extschema@._account_type(m);
+	bad text;
+BEGIN
+	EXECUTE format('SELECT true FROM %s d WHERE d.account IS NULL LIMIT 1', desired) INTO bad;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'desired table % has a row with a null account', desired
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM @extschema@._rc_check_ids(format('SELECT 0, d.account FROM %s d', desired), NULL,
+									  acc_typ, 'account', m->>'app');
+	IF @extschema@._rc_has_enabled(desired) THEN
+		EXECUTE format('SELECT min(d.account) FROM %s d GROUP BY d.account::%s'
+					   ' HAVING bool_or(d.enabled) <> bool_and(d.enabled) ORDER BY 1 LIMIT 1',
+					   desired, acc_typ) INTO bad;
+		IF bad IS NOT NULL THEN
+			RAISE EXCEPTION 'account "%" has conflicting enabled values in desired table %',
+				left(bad, 200), desired
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give the same enabled value (or NULL) on every row of an account.';
+		END IF;
+	END IF;
+END
+$$;
+
+-- The core of reconcile and reconcile_table.  The desired state is the jsonb
+-- desired, or (desired NULL) the table tab.  _rc_compare() compares; the
+-- checks that raise the documented errors run only when it finds a fault,
+-- in the order the API documents: shape of the desired state (or, for a
+-- table, null accounts, account ids, enabled values), then request id and
+-- allowlist, then ids that do not parse, duplicate accounts, and too many
+-- entitlements for a scalar grants column.  For those checks and for the
+-- request digest the desired state also comes as four queries over
+-- parameter $1 (the jsonb, or NULL for a table):
 --   raw_acc (pos, account text), raw_ent (pos, entitlement text): for id checks;
 --   src_acc (pos, account text, enabled boolean, manage boolean): one row per
 --     account; manage = its entitlements are given and must be compared;
 --   src_gr (account text, entitlement text): the desired grants.
 -- Returns the differences, applied when enforce is true.
-CREATE FUNCTION @extschema@._reconcile(m jsonb, raw_acc text, raw_ent text, src_acc text,
-									   src_gr text, arg jsonb, complete boolean, enforce boolean,
+CREATE FUNCTION @extschema@._reconcile(m jsonb, desired jsonb, tab regclass, raw_acc text,
+									   raw_ent text, src_acc text, src_gr text, enforce boolean,
 									   request_id text)
 RETURNS TABLE (action text, account text, entitlement text, detail jsonb)
 LANGUAGE plpgsql VOLATILE
--- JIT compilation costs more than it saves on these hash joins, and the
--- hash tables of a large state should stay in memory
+-- JIT compilation of the scans costs more than it saves
 SET search_path = pg_catalog, pg_temp
-SET jit = off
-SET work_mem = '64MB' AS $$
+SET jit = off AS $$
 DECLARE
 	p_app text := m->>'app';
 	a jsonb := m->'accounts';
-	st jsonb := a->'status';
 	acc_typ regtype := @extschema@._account_type(m);
 	ent_typ regtype := COALESCE((m->'cache'->>'entitlement_type')::oid::regtype, 'text'::regtype);
 	writes text[] := ARRAY['grant', 'revoke', 'disable', 'enable'];
+	res jsonb;
+	complete boolean;
 	dup jsonb;
 	scalar record;
 	h text;
@@ -213,103 +289,46 @@ DECLARE
 	i int;
 BEGIN
 	PERFORM @extschema@._require(enforce, 'enforce');
-	IF request_id IS NOT NULL AND octet_length(request_id) NOT BETWEEN 1 AND 255 THEN
-		RAISE EXCEPTION 'request_id must be 1 to 255 bytes long'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF enforce AND m ? 'operations' AND NOT m->'operations' ?| writes THEN
-		RAISE EXCEPTION 'reconciliation cannot be enforced in application "%"', p_app
-			USING ERRCODE = 'insufficient_privilege',
-				  DETAIL = 'Its operations allowlist permits none of grant, revoke, disable, enable.',
-				  HINT = 'Report-only reconciliation (enforce = false) is always allowed; the mapping key "operations" lists the writes the platform may use.';
-	END IF;
 
-	-- The comparison: one statement of hash joins.  Ids are cast to their
-	-- column types in it; only when a cast fails are the ids checked one
-	-- by one, to raise the write API's error for the first bad one.
+	-- The comparison: each side read once, only identifiers in the queries.
 	BEGIN
-		EXECUTE format($q$
-			WITH d_acc AS MATERIALIZED (
-				SELECT s.pos, s.account::%1$s AS account, s.enabled, s.manage
-				  FROM (%3$s) s(pos, account, enabled, manage)),
-			d_gr AS MATERIALIZED (
-				SELECT s.account::%1$s AS account, s.entitlement::%2$s AS entitlement
-				  FROM (%4$s) s(account, entitlement)),
-			a_acc AS (SELECT t.%5$I AS account, %6$s AS enabled FROM %7$s t),
-			a_gr(account, entitlement) AS (%8$s),
-			ents AS (%9$s),
-			-- grants on one side only: desired (grant) or actual (revoke)
-			gr AS MATERIALIZED (
-				SELECT COALESCE(g.account, y.account) AS account,
-					   COALESCE(g.entitlement, y.entitlement) AS entitlement,
-					   g.account IS NOT NULL AS desired
-				  FROM d_gr g FULL JOIN a_gr y ON y.account = g.account AND y.entitlement = g.entitlement
-				 WHERE g.account IS NULL OR y.account IS NULL),
-			unknown AS (SELECT d.* FROM d_acc d WHERE NOT EXISTS (SELECT 1 FROM a_acc x WHERE x.account = d.account)),
-			unmanaged AS (SELECT x.* FROM a_acc x WHERE $2 AND NOT EXISTS (SELECT 1 FROM d_acc d WHERE d.account = x.account)),
-			diff AS (
-				SELECT 1 AS o, 'unknown_account' AS action, u.account, NULL::%2$s AS entitlement,
-					   jsonb_build_object('reason', 'the account does not exist',
-										  'desired', jsonb_strip_nulls(jsonb_build_object(
-												'enabled', u.enabled,
-												'entitlements', CASE WHEN u.manage THEN COALESCE(ue.ents, '[]') END))) AS detail
-				  FROM unknown u
-				  LEFT JOIN (SELECT y.account, jsonb_agg(y.entitlement::text ORDER BY y.entitlement) AS ents
-							   FROM (SELECT DISTINCT g.account, g.entitlement
-									   FROM d_gr g JOIN unknown u2 USING (account)) y
-							  GROUP BY y.account) ue USING (account)
-				UNION ALL
-				SELECT 2, 'unmanaged_account', x.account, NULL,
-					   jsonb_build_object('reason', 'the account is absent from a complete desired state',
-										  'actual', jsonb_build_object('enabled', x.enabled,
-																	   'entitlements', COALESCE(xe.ents, '[]')))
-				  FROM unmanaged x
-				  LEFT JOIN (SELECT y.account, jsonb_agg(y.entitlement::text ORDER BY y.entitlement) AS ents
-							   FROM (SELECT DISTINCT g.account, g.entitlement
-									   FROM a_gr g JOIN unmanaged u USING (account)) y
-							  GROUP BY y.account) xe USING (account)
-				UNION ALL
-				SELECT 3, CASE WHEN d.enabled THEN 'enable' ELSE 'disable' END, d.account, NULL,
-					   jsonb_build_object('desired', d.enabled, 'actual', x.enabled)
-				  FROM d_acc d JOIN a_acc x USING (account)
-				 WHERE d.enabled IS DISTINCT FROM x.enabled AND d.enabled IS NOT NULL
-				UNION ALL
-				SELECT 4, 'grant', g.account, g.entitlement,
-					   jsonb_build_object('desired', true, 'actual', false)
-					   || CASE WHEN e.known THEN '{}'::jsonb
-							   ELSE '{"unknown_entitlement": true, "reason": "the entitlement does not exist; never applied"}' END
-				  FROM (SELECT DISTINCT r.account, r.entitlement FROM gr r WHERE r.desired) g
-				  JOIN a_acc x USING (account)
-				  LEFT JOIN (SELECT DISTINCT k.id AS entitlement, true AS known FROM ents k) e USING (entitlement)
-				UNION ALL
-				SELECT 5, 'revoke', y.account, y.entitlement,
-					   jsonb_build_object('desired', false, 'actual', true)
-				  FROM (SELECT DISTINCT r.account, r.entitlement FROM gr r WHERE NOT r.desired) y
-				  JOIN d_acc d ON d.account = y.account AND d.manage)
-			SELECT (SELECT jsonb_build_object('account', z.account::text, 'pos', jsonb_agg(z.pos ORDER BY z.pos))
-					  FROM d_acc z
-					 WHERE z.account = (SELECT w.account FROM d_acc w GROUP BY w.account HAVING count(*) > 1
-										 ORDER BY min(w.pos) LIMIT 1)
-					 GROUP BY z.account),
-				   COALESCE(jsonb_agg(jsonb_build_object('action', f.action, 'account', f.account::text,
-														 'entitlement', f.entitlement::text, 'detail', f.detail)
-									  ORDER BY f.account, f.o, f.entitlement), '[]')
-			  FROM diff f
-			$q$,
-			acc_typ, ent_typ, src_acc, src_gr,
-			a->>'id', @extschema@._gov_enabled_expr(m, 't'), ((a->>'relid')::oid)::regclass,
-			@extschema@._rc_actual_grants_sql(m),
+		res := @extschema@._rc_compare(m, desired,
+			CASE WHEN tab IS NOT NULL THEN
+				format('SELECT d.account, d.entitlement%s FROM %s d',
+					   CASE WHEN @extschema@._rc_has_enabled(tab) THEN ', d.enabled' ELSE '' END,
+					   tab) END,
+			format('SELECT t.%I::%s, %s FROM %s t', a->>'id', acc_typ,
+				   @extschema@._gov_enabled_expr(m, 't'), ((a->>'relid')::oid)::regclass),
+			format('SELECT s.a::%s, s.e::%s FROM (%s) s(a, e)', acc_typ, ent_typ,
+				   @extschema@._rc_actual_grants_sql(m)),
 			CASE WHEN m ? 'entitlements'
-				 THEN format('SELECT k.%I AS id FROM %s k', m->'entitlements'->>'id',
-							 ((m->'entitlements'->>'relid')::oid)::regclass)
-				 -- without an entitlements table every id that parses is an entitlement
-				 ELSE format('SELECT g.entitlement AS id FROM d_gr g') END)
-			INTO dup, rows USING arg, complete;
+				 THEN format('SELECT k.%I::%s FROM %s k', m->'entitlements'->>'id', ent_typ,
+							 ((m->'entitlements'->>'relid')::oid)::regclass) END);
 	EXCEPTION WHEN data_exception THEN
-		PERFORM @extschema@._rc_check_ids(raw_acc, arg, acc_typ, 'account', p_app);
-		PERFORM @extschema@._rc_check_ids(raw_ent, arg, ent_typ, 'entitlement', p_app);
+		-- an id that does not parse: name the first bad one, after the
+		-- faults that come first
+		IF tab IS NULL THEN
+			PERFORM @extschema@._rc_check_json(desired);
+		ELSE
+			PERFORM @extschema@._rc_check_table(m, tab);
+		END IF;
+		PERFORM @extschema@._rc_preflight(m, enforce, request_id);
+		PERFORM @extschema@._rc_check_ids(raw_acc, desired, acc_typ, 'account', p_app);
+		PERFORM @extschema@._rc_check_ids(raw_ent, desired, ent_typ, 'entitlement', p_app);
 		RAISE;
 	END;
+	IF res ? 'invalid' THEN
+		IF tab IS NULL THEN
+			PERFORM @extschema@._rc_check_json(desired);
+		ELSE
+			PERFORM @extschema@._rc_check_table(m, tab);
+		END IF;
+		RAISE EXCEPTION 'the desired state was rejected, but no check says why'
+			USING ERRCODE = 'internal_error';
+	END IF;
+	PERFORM @extschema@._rc_preflight(m, enforce, request_id);
+	complete := (res->'complete')::boolean;
+	dup := res->'dup';
 	IF dup IS NOT NULL THEN
 		RAISE EXCEPTION 'account "%" appears more than once in the desired state', left(dup->>'account', 200)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -317,20 +336,19 @@ BEGIN
 								  array_to_string(ARRAY(SELECT jsonb_array_elements_text(dup->'pos')), ', ')),
 				  HINT = 'Give each account once, with all its entitlements.';
 	END IF;
-	IF m->'cache'->>'grant_shape' = 'scalar' THEN
+	IF res ? 'scalar' THEN
 		EXECUTE format('SELECT s.account::%1$s::text AS account, count(DISTINCT s.entitlement::%2$s) AS n'
 					   ' FROM (%3$s) s(account, entitlement)'
 					   ' GROUP BY s.account::%1$s HAVING count(DISTINCT s.entitlement::%2$s) > 1'
 					   ' ORDER BY s.account::%1$s LIMIT 1', acc_typ, ent_typ, src_gr)
-			INTO scalar USING arg;
-		IF scalar.account IS NOT NULL THEN
-			RAISE EXCEPTION 'account "%" has % entitlements in the desired state, but application "%" holds one per account',
-				left(scalar.account, 200), scalar.n, p_app
-				USING ERRCODE = 'invalid_parameter_value',
-					  DETAIL = format('Mapping key "grants.column" names the scalar column "%s".',
-									  m->'grants'->>'column');
-		END IF;
+			INTO scalar USING desired;
+		RAISE EXCEPTION 'account "%" has % entitlements in the desired state, but application "%" holds one per account',
+			left(scalar.account, 200), scalar.n, p_app
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Mapping key "grants.column" names the scalar column "%s".',
+								  m->'grants'->>'column');
 	END IF;
+	rows := res->'rows';
 
 	-- An enforced request runs once: a retry returns the first outcome.
 	IF enforce AND request_id IS NOT NULL THEN
@@ -339,7 +357,7 @@ BEGIN
 					   ' COALESCE((SELECT pg_catalog.string_agg(concat_ws('':'', x.account, x.entitlement), '','' ORDER BY x.account, x.entitlement)'
 					   ' FROM (SELECT DISTINCT s.account::%1$s AS account, s.entitlement::%2$s AS entitlement FROM (%4$s) s(account, entitlement)) x), ''''))',
 					   acc_typ, ent_typ, src_acc, src_gr)
-			INTO h USING arg;
+			INTO h USING desired;
 		prior := @extschema@._request_claim(p_app, request_id, 'reconcile',
 											jsonb_build_object('desired_md5', h, 'complete', complete));
 		IF prior IS NOT NULL THEN
@@ -387,7 +405,6 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	m jsonb := @extschema@._write_mapping(app);
-	complete boolean;
 	entries constant text :=
 		'pg_catalog.jsonb_array_elements($1->''accounts'') WITH ORDINALITY x(e, o)';
 	ents constant text :=
@@ -396,15 +413,14 @@ DECLARE
 BEGIN
 	PERFORM @extschema@._require(desired, 'desired');
 	PERFORM @extschema@._require(enforce, 'enforce');
-	complete := @extschema@._rc_check_json(desired);
-	RETURN QUERY SELECT * FROM @extschema@._reconcile(m,
+	RETURN QUERY SELECT * FROM @extschema@._reconcile(m, desired, NULL,
 		format('SELECT x.o - 1, x.e->>''id'' FROM %s', entries),
 		format('SELECT x.o - 1, v FROM %s, %s', entries, ents),
 		format('SELECT x.o - 1, x.e->>''id'', CASE WHEN pg_catalog.jsonb_typeof(x.e->''enabled'') = ''boolean'''
 			   ' THEN (x.e->''enabled'')::boolean END, pg_catalog.jsonb_typeof(x.e->''entitlements'') = ''array'' FROM %s',
 			   entries),
 		format('SELECT x.e->>''id'', v FROM %s, %s', entries, ents),
-		desired, complete, enforce, request_id);
+		enforce, request_id);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.reconcile(text, jsonb, boolean, text) IS
@@ -422,7 +438,6 @@ DECLARE
 	cols jsonb;
 	c record;
 	bad text;
-	has_enabled boolean;
 	en text;
 BEGIN
 	PERFORM @extschema@._require(desired, 'desired');
@@ -455,36 +470,18 @@ BEGIN
 			cols->>bad, want->>bad
 			USING ERRCODE = 'datatype_mismatch';
 	END IF;
-	has_enabled := cols ? 'enabled';
-	en := CASE WHEN has_enabled THEN 'd.enabled' ELSE 'NULL::boolean' END;
+	en := CASE WHEN cols ? 'enabled' THEN 'd.enabled' ELSE 'NULL::boolean' END;
 
-	EXECUTE format('SELECT true FROM %s d WHERE d.account IS NULL LIMIT 1', desired) INTO bad;
-	IF bad IS NOT NULL THEN
-		RAISE EXCEPTION 'desired table % has a row with a null account', desired
-			USING ERRCODE = 'null_value_not_allowed';
-	END IF;
-	PERFORM @extschema@._rc_check_ids(format('SELECT 0, d.account FROM %s d', desired), NULL,
-									  acc_typ, 'account', app);
-	IF has_enabled THEN
-		EXECUTE format('SELECT min(d.account) FROM %s d GROUP BY d.account::%s'
-					   ' HAVING bool_or(d.enabled) <> bool_and(d.enabled) ORDER BY 1 LIMIT 1',
-					   desired, acc_typ) INTO bad;
-		IF bad IS NOT NULL THEN
-			RAISE EXCEPTION 'account "%" has conflicting enabled values in desired table %',
-				left(bad, 200), desired
-				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'Give the same enabled value (or NULL) on every row of an account.';
-		END IF;
-	END IF;
 	-- A desired table is complete: it lists every account the platform
-	-- manages, each with all its entitlements.
-	RETURN QUERY SELECT * FROM @extschema@._reconcile(m,
+	-- manages, each with all its entitlements.  Its rows are checked (null
+	-- accounts, ids, enabled values) by _reconcile.
+	RETURN QUERY SELECT * FROM @extschema@._reconcile(m, NULL, desired,
 		format('SELECT 0, d.account FROM %s d', desired),
 		format('SELECT 0, d.entitlement FROM %s d WHERE d.entitlement IS NOT NULL', desired),
 		format('SELECT 0, min(d.account), bool_or(%s), true FROM %s d GROUP BY d.account::%s',
 			   en, desired, acc_typ),
 		format('SELECT d.account, d.entitlement FROM %s d WHERE d.entitlement IS NOT NULL', desired),
-		NULL, true, enforce, request_id);
+		enforce, request_id);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.reconcile_table(text, regclass, boolean, text) IS

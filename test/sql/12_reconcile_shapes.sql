@@ -4,7 +4,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(29);
+SELECT plan(31);
 
 -- Array grants, text status.
 CREATE SCHEMA arr;
@@ -103,6 +103,38 @@ SELECT throws_ok($$SELECT * FROM connector.reconcile_table('crm', 'public.confli
 SELECT throws_ok($$SELECT * FROM connector.reconcile_table('crm', NULL)$$, '22004', 'desired must not be null', 'NULL table');
 SELECT throws_ok($$SELECT * FROM connector.reconcile_table('crm', 'public.extra', NULL)$$, '22004', 'enforce must not be null', 'NULL enforce');
 SELECT throws_ok($$SELECT * FROM connector.reconcile_table('nope', 'public.extra')$$, '42704', 'application "nope" is not registered', 'unknown app');
+
+-- A larger state, given in another order than the tables keep it: account
+-- u holds roles 1 .. u % 13 (up to 12); every 7th should lose role 1 and
+-- gain role 20.  The jsonb lists the accounts by descending id.
+CREATE SCHEMA big;
+CREATE TABLE big.users (id int PRIMARY KEY, active boolean NOT NULL DEFAULT true);
+INSERT INTO big.users SELECT g FROM generate_series(1, 3000) g;
+CREATE TABLE big.roles (id int PRIMARY KEY);
+INSERT INTO big.roles SELECT g FROM generate_series(1, 20) g;
+CREATE TABLE big.m (uid int NOT NULL, rid int NOT NULL, PRIMARY KEY (uid, rid));
+INSERT INTO big.m SELECT u, r FROM generate_series(1, 3000) u, generate_series(1, 12) r WHERE r <= u % 13;
+SELECT connector.register_app('big', '{"accounts": {"table": "big.users", "id": "id", "name": "id",
+	"status": {"column": "active", "enabled": true, "disabled": false}},
+	"entitlements": {"table": "big.roles", "id": "id", "name": "id"},
+	"grants": {"table": "big.m", "account": "uid", "entitlement": "rid"}}');
+CREATE TABLE public.desired_big (account text, entitlement text);
+INSERT INTO public.desired_big
+SELECT u::text, NULL FROM generate_series(1, 3000) u
+UNION ALL SELECT m.uid::text, m.rid::text FROM big.m m WHERE m.uid % 7 <> 0 OR m.rid <> 1
+UNION ALL SELECT u::text, '20' FROM generate_series(7, 3000, 7) u;
+CREATE TEMP TABLE want_big AS
+SELECT jsonb_build_object('complete', true, 'accounts', jsonb_agg(a ORDER BY id DESC)) AS d
+  FROM (SELECT u AS id, jsonb_build_object('id', u::text, 'entitlements',
+				COALESCE((SELECT jsonb_agg(b.entitlement ORDER BY b.entitlement DESC) FROM public.desired_big b
+						   WHERE b.account = u::text AND b.entitlement IS NOT NULL), '[]')) AS a
+		  FROM generate_series(1, 3000) u) s;
+SELECT is((SELECT string_agg(format('%s:%s', action, n), ',' ORDER BY action)
+			 FROM (SELECT action, count(*) AS n FROM connector.reconcile('big', (SELECT d FROM want_big)) GROUP BY action) x),
+		  'grant:428,revoke:396', 'a larger state in another order: exactly the drift');
+SELECT is((SELECT jsonb_agg(to_jsonb(r)) FROM connector.reconcile('big', (SELECT d FROM want_big)) r),
+		  (SELECT jsonb_agg(to_jsonb(r)) FROM connector.reconcile_table('big', 'public.desired_big') r),
+		  'a larger state: reconcile and reconcile_table agree row for row');
 
 -- The desired table is read with the caller's privileges.
 CREATE ROLE regress_rc_platform;
