@@ -748,7 +748,7 @@ AppendJsonValue(StringInfo buf, MappedCol *c, HeapTuple tup, TupleDesc desc)
 		appendStringInfoString(buf, "null");
 	else if (c->cat == JC_BOOL)
 		appendStringInfoString(buf, s[0] == 't' ? "true" : "false");
-	else if (c->cat == JC_JSON || c->plain_number ||
+	else if (c->cat == JC_JSON ||
 			 (c->cat == JC_NUMBER && strspn(s, "0123456789+-.eE") == strlen(s)))
 		appendStringInfoString(buf, s);
 	else

@@ -72,8 +72,14 @@ DECLARE
 	i int;
 	j int;
 BEGIN
+	-- Each endpoint row is locked as it is read, until the round commits: a
+	-- redeliver() or an update committed in between would otherwise be undone
+	-- by a cursor computed from the row as it was before (the round's move
+	-- past filtered events, or pending rows cut after the old cursor).  One
+	-- that another transaction holds waits for the next round.
 	FOR e IN SELECT * FROM @extschema@.endpoint x
-			  WHERE x.state = 'active' AND NOT x.id = ANY (busy) ORDER BY x.id LOOP
+			  WHERE x.state = 'active' AND NOT x.id = ANY (busy) ORDER BY x.id
+			  FOR UPDATE SKIP LOCKED LOOP
 		SELECT p.next_attempt INTO head FROM @extschema@.pending p
 		 WHERE p.endpoint_id = e.id ORDER BY p.first_position LIMIT 1;
 		IF e.ordered AND head > now() THEN
