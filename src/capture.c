@@ -1197,7 +1197,7 @@ WriteEvent(CaptureCall *cc, EventRec *ev)
  * the cache lasts one transaction.
  */
 #define NAME_ID_LEN 64
-#define NAME_CACHE_MAX 100000
+#define NAME_CACHE_MAX 20000		/* entries (~150 bytes each); then it starts over */
 
 typedef struct NameKey
 {
