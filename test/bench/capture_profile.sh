@@ -2,6 +2,7 @@
 # Profile one pgbench client of the capture benchmark with perf (needs linux-perf):
 #   make install && pg_virtualenv -o shared_preload_libraries=connector test/bench/capture_profile.sh
 #   perf report -i /tmp/connector-capture.perf --no-children --sort dso
+# C=2 runs two pgbench clients (the backend of the first is profiled).
 set -e
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
