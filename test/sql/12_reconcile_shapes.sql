@@ -4,7 +4,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(31);
+SELECT plan(33);
 
 -- Array grants, text status.
 CREATE SCHEMA arr;
@@ -144,6 +144,17 @@ SELECT throws_ok($$SELECT * FROM connector.reconcile_table('crm', 'public.desire
 				 'permission denied for table public.desired_crm', 'a table the caller cannot read is refused');
 RESET ROLE;
 SELECT is(pg_temp.crm_state(), (SELECT s FROM before), 'the failed calls changed nothing');
+
+-- An id type reconciliation cannot hash: refused by name, nothing read.
+CREATE SCHEMA bt;
+CREATE TABLE bt.users (id bit(4) PRIMARY KEY, login text NOT NULL);
+INSERT INTO bt.users VALUES (B'0001', 'ann');
+SELECT connector.register_app('bt', '{"accounts": {"table": "bt.users", "id": "id", "name": "login"}}');
+SELECT throws_ok($$SELECT * FROM connector.reconcile('bt', '{"accounts": [{"id": "0001"}]}')$$,
+				 '0A000', 'reconciliation does not support ids of type bit', 'reconcile: an id type without a hash opclass');
+CREATE TABLE bt.desired (account text, entitlement text);
+SELECT throws_ok($$SELECT * FROM connector.reconcile_table('bt', 'bt.desired')$$,
+				 '0A000', 'reconciliation does not support ids of type bit', 'reconcile_table: the same');
 
 SELECT * FROM finish();
 ROLLBACK;
