@@ -27,8 +27,11 @@ BEGIN
 END
 $$;
 
--- SQL expression (over alias t, parameter $3 = enabled value) for "enabled".
-CREATE FUNCTION @extschema@._enabled_expr(m jsonb) RETURNS text
+-- SQL expression over alias for "the account is enabled" (true without a
+-- status mapping).  The enabled value is parameter $3, or with inline written
+-- into the expression as a literal.
+CREATE FUNCTION @extschema@._enabled_expr(m jsonb, alias text DEFAULT 't', inline boolean DEFAULT false)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -37,9 +40,10 @@ BEGIN
 	IF st IS NULL THEN
 		RETURN 'true';
 	ELSIF st->>'disabled' = 'timestamp' AND NOT st ? 'enabled' THEN
-		RETURN format('(t.%I IS NULL)', st->>'column');
+		RETURN format('(%s.%I IS NULL)', alias, st->>'column');
 	END IF;
-	RETURN format('(t.%I::text = $3) IS TRUE', st->>'column');
+	RETURN format('(%s.%I::text = %s) IS TRUE', alias, st->>'column',
+				  CASE WHEN inline THEN quote_nullable(st->>'enabled') ELSE '$3' END);
 END
 $$;
 

@@ -139,23 +139,6 @@ BEGIN
 END
 $$;
 
--- SQL expression over alias for "the account is enabled" (true without a
--- status mapping); like _enabled_expr, with the enabled value inline.
-CREATE FUNCTION @extschema@._gov_enabled_expr(m jsonb, alias text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	st jsonb := m->'accounts'->'status';
-BEGIN
-	IF st IS NULL THEN
-		RETURN 'true';
-	ELSIF st->>'disabled' = 'timestamp' AND NOT st ? 'enabled' THEN
-		RETURN format('(%s.%I IS NULL)', alias, st->>'column');
-	END IF;
-	RETURN format('(%s.%I::text = %L) IS TRUE', alias, st->>'column', st->>'enabled');
-END
-$$;
-
 -- The actual grants of an application as SQL: (account, entitlement) in
 -- their column types, on every grants shape (duplicates possible).
 CREATE FUNCTION @extschema@._rc_actual_grants_sql(m jsonb) RETURNS text
@@ -298,7 +281,7 @@ BEGIN
 					   CASE WHEN @extschema@._rc_has_enabled(tab) THEN ', d.enabled' ELSE '' END,
 					   tab) END,
 			format('SELECT t.%I::%s, %s FROM %s t', a->>'id', acc_typ,
-				   @extschema@._gov_enabled_expr(m, 't'), ((a->>'relid')::oid)::regclass),
+				   @extschema@._enabled_expr(m, 't', true), ((a->>'relid')::oid)::regclass),
 			format('SELECT s.a::%s, s.e::%s FROM (%s) s(a, e)', acc_typ, ent_typ,
 				   @extschema@._rc_actual_grants_sql(m)),
 			CASE WHEN m ? 'entitlements'
@@ -548,8 +531,8 @@ BEGIN
 									WHEN NOT %3$s THEN 'the owner is disabled' END
 								   FROM (SELECT 1) one LEFT JOIN %4$s o ON o.%2$I = t.%1$I)$r$,
 							 a->>'owner', a->>'id',
-							 @extschema@._gov_enabled_expr(m, 'o'), acc_rel) END,
-			nhi, @extschema@._gov_enabled_expr(m, 't'));
+							 @extschema@._enabled_expr(m, 'o', true), acc_rel) END,
+			nhi, @extschema@._enabled_expr(m, 't', true));
 	END IF;
 
 	-- the live credentials: not revoked, not expired
@@ -582,7 +565,7 @@ BEGIN
 		 WHERE NOT %5$s AND (g.ents IS NOT NULL OR k.creds IS NOT NULL)
 		 ORDER BY t.%1$I$q$,
 		a->>'id', acc_rel, @extschema@._rc_actual_grants_sql(m), cred_sql,
-		@extschema@._gov_enabled_expr(m, 't'));
+		@extschema@._enabled_expr(m, 't', true));
 
 	-- long_lived_credential and stale_credential (NHI7)
 	IF c IS NOT NULL THEN
