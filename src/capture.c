@@ -101,8 +101,7 @@ typedef struct MappedCol
 	char	   *name;
 	char	   *json_key;		/* "name": escaped once */
 	Oid			typid;
-	Oid			typoutput;
-	FmgrInfo	outfn;			/* typoutput, looked up once */
+	FmgrInfo	outfn;			/* the type's output function, looked up once */
 	int16		typlen;
 	bool		typbyval;
 	JsonCat		cat;
@@ -159,15 +158,8 @@ typedef struct CaptureMap
 	bool		has_grants_column;	/* accounts: array or scalar grants */
 	MappedCol	grants_column;
 	bool		grants_is_array;
-	Oid			grants_elem_type;
-	Oid			grants_elem_output;
-	int16		grants_elem_len;
-	bool		grants_elem_byval;
+	MappedCol	grants_elem;	/* array grants: the element type (no column) */
 	char		grants_elem_align;
-	Oid			grants_id_type;	/* of an id held: the element or the column */
-	int16		grants_id_len;
-	bool		grants_id_byval;
-	FmgrInfo	grants_id_out;
 	NameLookup	account_lookup;
 	NameLookup	entitlement_lookup;
 } CaptureMap;
@@ -367,13 +359,29 @@ JsonCategory(Oid typid)
 	}
 }
 
+/* Fill the type fields of a MappedCol (output function in the current context). */
+static void
+SetColType(MappedCol *col, Oid typid)
+{
+	Oid			typoutput;
+	bool		isvarlena;
+
+	col->typid = typid;
+	get_typlenbyval(typid, &col->typlen, &col->typbyval);
+	getTypeOutputInfo(typid, &typoutput, &isvarlena);
+	fmgr_info_cxt(typoutput, &col->outfn, CurrentMemoryContext);
+	col->cat = JsonCategory(typid);
+	col->basetype = getBaseType(typid);
+	col->plain_number = col->basetype == INT2OID || col->basetype == INT4OID ||
+		col->basetype == INT8OID || col->basetype == OIDOID;
+}
+
 /* Fill a MappedCol for column name of rel; false when the column is gone. */
 static bool
 ResolveColumn(Relation rel, const char *name, MappedCol *col)
 {
 	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
 	Form_pg_attribute att;
-	bool		isvarlena;
 
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		return false;
@@ -388,24 +396,7 @@ ResolveColumn(Relation rel, const char *name, MappedCol *col)
 		appendStringInfoChar(&key, ':');
 		col->json_key = key.data;
 	}
-	col->typid = att->atttypid;
-	col->typlen = att->attlen;
-	col->typbyval = att->attbyval;
-	getTypeOutputInfo(att->atttypid, &col->typoutput, &isvarlena);
-	fmgr_info_cxt(col->typoutput, &col->outfn, CurrentMemoryContext);
-	col->cat = JsonCategory(att->atttypid);
-	col->basetype = getBaseType(att->atttypid);
-	switch (col->basetype)
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case OIDOID:
-			col->plain_number = true;
-			break;
-		default:
-			col->plain_number = false;
-	}
+	SetColType(col, att->atttypid);
 	return true;
 }
 
@@ -569,28 +560,14 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 			if (ResolveColumn(rel, v, &map->grants_column))
 			{
 				Oid			elem = get_element_type(map->grants_column.typid);
-				bool		isvarlena;
 
 				map->has_grants_column = true;
 				map->grants_is_array = OidIsValid(elem);
 				if (map->grants_is_array)
 				{
-					map->grants_elem_type = elem;
-					get_typlenbyvalalign(elem, &map->grants_elem_len,
-										 &map->grants_elem_byval,
-										 &map->grants_elem_align);
-					getTypeOutputInfo(elem, &map->grants_elem_output, &isvarlena);
-					map->grants_id_type = elem;
-					map->grants_id_len = map->grants_elem_len;
-					map->grants_id_byval = map->grants_elem_byval;
-					fmgr_info_cxt(map->grants_elem_output, &map->grants_id_out, map->cxt);
-				}
-				else
-				{
-					map->grants_id_type = map->grants_column.typid;
-					map->grants_id_len = map->grants_column.typlen;
-					map->grants_id_byval = map->grants_column.typbyval;
-					map->grants_id_out = map->grants_column.outfn;
+					SetColType(&map->grants_elem, elem);
+					get_typlenbyvalalign(elem, &map->grants_elem.typlen,
+										 &map->grants_elem.typbyval, &map->grants_elem_align);
 				}
 			}
 		}
@@ -693,18 +670,23 @@ IntText(MappedCol *c, Datum d, StringInfo buf)
 	return out;
 }
 
+/* Output form of a value of col's type (integers directly). */
+static char *
+ValueText(Datum key, MappedCol *col)
+{
+	char	   *s = IntText(col, key, NULL);
+
+	return s ? s : OutputFunctionCall(&col->outfn, key);
+}
+
 /* Output form of column c of tup, or NULL. */
 static char *
 ColText(MappedCol *c, HeapTuple tup, TupleDesc desc)
 {
 	bool		isnull;
 	Datum		d = heap_getattr(tup, c->attnum, desc, &isnull);
-	char	   *s;
 
-	if (isnull)
-		return NULL;
-	s = IntText(c, d, NULL);
-	return s ? s : OutputFunctionCall(&c->outfn, d);
+	return isnull ? NULL : ValueText(d, c);
 }
 
 static char *
@@ -1251,20 +1233,20 @@ NameKeyMatch(const void *a, const void *b, Size keysize)
 
 /* The cache key of an id value, or false when it is too long to cache. */
 static bool
-NameCacheKey(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval, NameKey *k)
+NameCacheKey(NameLookup *lk, Datum key, MappedCol *id, NameKey *k)
 {
 	const char *p;
 	Size		len;
 
 	memset(k, 0, sizeof(*k));
 	k->relid = lk->relid;
-	k->typid = typid;
-	if (typbyval)
+	k->typid = id->typid;
+	if (id->typbyval)
 	{
 		p = (const char *) &key;
 		len = sizeof(Datum);
 	}
-	else if (typlen == -1)
+	else if (id->typlen == -1)
 	{
 		struct varlena *v = (struct varlena *) DatumGetPointer(key);
 
@@ -1273,10 +1255,10 @@ NameCacheKey(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval, 
 		p = VARDATA_ANY(v);
 		len = VARSIZE_ANY_EXHDR(v);
 	}
-	else if (typlen > 0)
+	else if (id->typlen > 0)
 	{
 		p = DatumGetPointer(key);
-		len = typlen;
+		len = id->typlen;
 	}
 	else
 	{
@@ -1358,25 +1340,14 @@ SlotText(TupleTableSlot *slot, AttrNumber att)
 	return OidOutputFunctionCall(out, d);
 }
 
-/* Text of an id value: integers directly, other types by their output function. */
-static char *
-IdText(Datum key, Oid basetype, FmgrInfo *out)
-{
-	MappedCol	c = {.basetype = basetype};
-	char	   *s = IntText(&c, key, NULL);
-
-	return s ? s : OutputFunctionCall(out, key);
-}
-
 /*
  * The account ([id, name, kind]) or entitlement ([id, name]) part of an
  * event for the row whose id is key, named through the id's unique index:
- * from the name cache, or rendered and cached.  The id's type is given by
- * typid/typlen/typbyval (its base type basetype, its output function out).
+ * from the name cache, or rendered and cached.  id gives the key's type
+ * (the column, or array element, it comes from).
  */
 static const char *
-LinkedPart(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
-		   Oid basetype, FmgrInfo *out, bool with_kind)
+LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 {
 	Relation	rel;
 	Relation	idx;
@@ -1385,7 +1356,7 @@ LinkedPart(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
 	TupleTableSlot *slot;
 	NameKey		k;
 	NameEntry  *entry;
-	bool		cacheable = NameCacheKey(lk, key, typid, typlen, typbyval, &k);
+	bool		cacheable = NameCacheKey(lk, key, id, &k);
 	HTAB	   *cache = NULL;
 	StringInfoData buf;
 	char	   *name = NULL;
@@ -1426,7 +1397,7 @@ LinkedPart(NameLookup *lk, Datum key, Oid typid, int16 typlen, bool typbyval,
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
-	AppendJsonString(&buf, IdText(key, basetype, out), ',');
+	AppendJsonString(&buf, ValueText(key, id), ',');
 	AppendJsonString(&buf, name, with_kind ? ',' : 0);
 	if (with_kind)
 		AppendJsonString(&buf, kind, 0);
@@ -1475,7 +1446,7 @@ GrantedIds(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 	if (!map->grants_is_array)
 	{
 		h = palloc(sizeof(HeldId));
-		h->text = OidOutputFunctionCall(map->grants_column.typoutput, d);
+		h->text = ValueText(d, &map->grants_column);
 		h->value = d;
 		return list_make1(h);
 	}
@@ -1486,8 +1457,8 @@ GrantedIds(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 		int			n;
 		int			i;
 
-		deconstruct_array(arr, map->grants_elem_type, map->grants_elem_len,
-						  map->grants_elem_byval, map->grants_elem_align,
+		deconstruct_array(arr, map->grants_elem.typid, map->grants_elem.typlen,
+						  map->grants_elem.typbyval, map->grants_elem_align,
 						  &elems, &nulls, &n);
 		for (i = 0; i < n; i++)
 		{
@@ -1497,7 +1468,7 @@ GrantedIds(CaptureMap *map, HeapTuple tup, TupleDesc desc)
 
 			if (nulls[i])
 				continue;
-			s = OidOutputFunctionCall(map->grants_elem_output, elems[i]);
+			s = ValueText(elems[i], &map->grants_elem);
 			foreach(lc, ids)
 				if (strcmp(((HeldId *) lfirst(lc))->text, s) == 0)
 					dup = true;
@@ -1538,9 +1509,9 @@ EmitColumnGrants(CaptureCall *cc, EventRec *base, const char *type, List *ids, L
 		if (HoldsId(minus, h->text))
 			continue;
 		ev.type = type;
-		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, h->value, map->grants_id_type,
-										 map->grants_id_len, map->grants_id_byval,
-										 getBaseType(map->grants_id_type), &map->grants_id_out, false);
+		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, h->value,
+										 map->grants_is_array ? &map->grants_elem : &map->grants_column,
+										 false);
 		WriteEvent(cc, &ev);
 	}
 }
@@ -1679,8 +1650,7 @@ FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, H
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ACCOUNT]];
 
-		ev->account_part = LinkedPart(&map->account_lookup, key, c->typid, c->typlen,
-									  c->typbyval, c->basetype, &c->outfn, true);
+		ev->account_part = LinkedPart(&map->account_lookup, key, c, true);
 	}
 }
 
@@ -1700,8 +1670,7 @@ MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old,
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ENTITLEMENT]];
 
-		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, key, c->typid, c->typlen,
-										 c->typbyval, c->basetype, &c->outfn, false);
+		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, key, c, false);
 	}
 	WriteEvent(cc, &ev);
 }
