@@ -54,6 +54,7 @@
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "nodes/execnodes.h"
+#include "optimizer/plancat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -139,8 +140,16 @@ typedef struct NameLookup
 	Oid			indexid;
 	Oid			eqproc;
 	Oid			collation;
+	AttrNumber	id_att;
+	Oid			id_typid;
 	AttrNumber	name_att;
 	AttrNumber	kind_att;		/* 0: none */
+	FmgrInfo	name_out;		/* output functions of the name and kind */
+	FmgrInfo	kind_out;
+	uint64		epoch;			/* of the name cache the two below count in */
+	int			misses;			/* names looked up one by one */
+	int			preload_after;	/* misses before Preload reads the table; 0: not
+								 * yet estimated; -1: never */
 } NameLookup;
 
 typedef struct CaptureMap
@@ -204,7 +213,6 @@ typedef struct Chunk
 
 static HTAB *capture_maps = NULL;
 static CaptureMap *last_map = NULL;	/* the one GetMap returned last */
-static HTAB *name_cache = NULL;	/* see LookupName */
 static MemoryContext name_cxt = NULL;
 static uint64 name_generation;
 static bool name_cache_shared;
@@ -434,9 +442,20 @@ ParsePurpose(const char *p)
  * Prepare a name lookup on table relid: find the unique single-column index
  * on its id column (register_app requires one) and the equality procedure.
  */
+/* Output function of attribute att of rel, in cxt. */
+static void
+AttOutput(Relation rel, AttrNumber att, FmgrInfo *fn, MemoryContext cxt)
+{
+	Oid			out;
+	bool		isvarlena;
+
+	getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid, &out, &isvarlena);
+	fmgr_info_cxt(out, fn, cxt);
+}
+
 static void
 PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
-			  const char *kindcol)
+			  const char *kindcol, MemoryContext cxt)
 {
 	AttrNumber	idatt = get_attnum(relid, idcol);
 	Relation	rel;
@@ -447,12 +466,17 @@ PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 	if (idatt <= 0)
 		return;
 	lk->relid = relid;
+	lk->id_att = idatt;
 	lk->name_att = namecol ? get_attnum(relid, namecol) : InvalidAttrNumber;
 	lk->kind_att = kindcol ? get_attnum(relid, kindcol) : InvalidAttrNumber;
 	if (lk->name_att <= 0)
 		return;
 
 	rel = table_open(relid, AccessShareLock);
+	lk->id_typid = TupleDescAttr(RelationGetDescr(rel), idatt - 1)->atttypid;
+	AttOutput(rel, lk->name_att, &lk->name_out, cxt);
+	if (lk->kind_att > 0)
+		AttOutput(rel, lk->kind_att, &lk->kind_out, cxt);
 	indexes = RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
@@ -591,10 +615,10 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 
 	if (lk[0][0])
 		PrepareLookup(&map->account_lookup, (Oid) strtoul(lk[0][0], NULL, 10),
-					  lk[0][1], lk[0][2], lk[0][3]);
+					  lk[0][1], lk[0][2], lk[0][3], map->cxt);
 	if (lk[1][0])
 		PrepareLookup(&map->entitlement_lookup, (Oid) strtoul(lk[1][0], NULL, 10),
-					  lk[1][1], lk[1][2], NULL);
+					  lk[1][1], lk[1][2], NULL, map->cxt);
 	if (map->purpose[P_STATUS] < 0)
 		map->status_shape = ST_NONE;
 	map->valid = true;
@@ -1078,10 +1102,11 @@ ChunkFor(const char *app, const char *origin)
  * Render an event straight into the buffer of its chunk, in the outbox's
  * compact form (expanded by connector._event when read): a JSON array of
  * type, timestamp, account [id, name, kind], entitlement [id, name],
- * credential id, before, after, expires_at; an absent part is null, and so
+ * credential id, before, after, expires_at.  An absent part is null, and so
  * is a timestamp equal to the row's occurred_at (most are: the statement
- * time of the row's first event).  before
- * and after are rows of map's table, or given as JSON text (_emit).
+ * time of the row's first event); nulls at the end are left out (a missing
+ * element reads as null).  before and after are rows of map's table, or
+ * given as JSON text (_emit).
  */
 static void
 EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, TupleDesc desc)
@@ -1089,58 +1114,73 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 	Chunk	   *c = ChunkFor(app, origin);
 	StringInfo	buf = &c->events;
 	int			start = buf->len;
+	int			end;			/* the end of the last part that is not null */
 
 	appendStringInfoString(buf, c->n == 0 ? "[[" : ",[");
-	AppendJsonString(buf, ev->type, ',');
+	AppendJsonString(buf, ev->type, 0);
 	/* the row's occurred_at stands for the timestamp it equals */
 	if (GetCurrentStatementStartTimestamp() == c->first_at)
-		appendBinaryStringInfo(buf, "null,", 5);
+		appendBinaryStringInfo(buf, ",null", 5);
 	else
 	{
+		appendStringInfoChar(buf, ',');
 		appendStringInfoString(buf, StatementTimestamp());
-		appendStringInfoChar(buf, ',');
 	}
+	end = buf->len;
+	appendStringInfoChar(buf, ',');
 	if (ev->account_part)
-	{
 		appendStringInfoString(buf, ev->account_part);
-		appendStringInfoChar(buf, ',');
-	}
 	else if (ev->account_id)
 	{
 		appendStringInfoChar(buf, '[');
 		AppendJsonString(buf, ev->account_id, ',');
 		AppendJsonString(buf, ev->account_name, ',');
 		AppendJsonString(buf, ev->account_kind, 0);
-		appendStringInfoString(buf, "],");
+		appendStringInfoChar(buf, ']');
 	}
 	else
-		appendStringInfoString(buf, "null,");
+		appendStringInfoString(buf, "null");
+	if (ev->account_part || ev->account_id)
+		end = buf->len;
+	appendStringInfoChar(buf, ',');
 	if (ev->entitlement_part)
-	{
 		appendStringInfoString(buf, ev->entitlement_part);
-		appendStringInfoChar(buf, ',');
-	}
 	else if (ev->entitlement_id)
 	{
 		appendStringInfoChar(buf, '[');
 		AppendJsonString(buf, ev->entitlement_id, ',');
 		AppendJsonString(buf, ev->entitlement_name, 0);
-		appendStringInfoString(buf, "],");
+		appendStringInfoChar(buf, ']');
 	}
 	else
-		appendStringInfoString(buf, "null,");
-	AppendJsonString(buf, ev->credential_id, ',');
+		appendStringInfoString(buf, "null");
+	if (ev->entitlement_part || ev->entitlement_id)
+		end = buf->len;
+	appendStringInfoChar(buf, ',');
+	AppendJsonString(buf, ev->credential_id, 0);
+	if (ev->credential_id)
+		end = buf->len;
+	appendStringInfoChar(buf, ',');
 	if (ev->before)
 		appendStringInfoString(buf, ev->before);
 	else
 		AppendRow(buf, map, ev->before_tup, desc);
+	if (ev->before || ev->before_tup)
+		end = buf->len;
 	appendStringInfoChar(buf, ',');
 	if (ev->after)
 		appendStringInfoString(buf, ev->after);
 	else
 		AppendRow(buf, map, ev->after_tup, desc);
-	appendStringInfoChar(buf, ',');
-	AppendJsonString(buf, ev->expires, 0);
+	if (ev->after || ev->after_tup)
+		end = buf->len;
+	if (ev->expires)
+	{
+		appendStringInfoChar(buf, ',');
+		AppendJsonString(buf, ev->expires, 0);
+		end = buf->len;
+	}
+	buf->len = end;
 	appendStringInfoChar(buf, ']');
 	c->n++;
 	if (c->n == CHUNK_EVENTS)
@@ -1180,6 +1220,7 @@ WriteEvent(CaptureCall *cc, EventRec *ev)
  */
 #define NAME_ID_LEN 64
 #define NAME_CACHE_MAX 20000		/* entries (~150 bytes each); then it starts over */
+#define PRELOAD_MIN 32			/* see Preload */
 
 typedef struct NameKey
 {
@@ -1187,15 +1228,49 @@ typedef struct NameKey
 	Oid			typid;			/* type of the id's bytes */
 	bool		with_kind;		/* an account's part: [id, name, kind] */
 	int32		len;
-	char		id[NAME_ID_LEN];
+	char		id[NAME_ID_LEN];	/* a stored key keeps only len bytes */
 } NameKey;
 
+#define NAME_KEY_SIZE(k) (offsetof(NameKey, id) + (k)->len)
+
+/* Hash and compare the used part of a key only (ids are mostly short). */
+static inline uint32
+NameKeyHash(const NameKey *k)
+{
+	return hash_bytes((const unsigned char *) k, NAME_KEY_SIZE(k));
+}
+
+static inline bool
+NameKeyEqual(const NameKey *x, const NameKey *y)
+{
+	return x->len == y->len && memcmp(x, y, NAME_KEY_SIZE(x)) == 0;
+}
+
+/* A cached name: its key and the rendered part share one allocation. */
 typedef struct NameEntry
 {
-	NameKey		key;
-	char	   *part;			/* the event's [id, name(, kind)], rendered */
+	const NameKey *key;
+	const char *part;			/* the event's [id, name(, kind)], rendered */
+	uint32		hash;
+	char		status;			/* simplehash's */
 } NameEntry;
 
+/* Open addressing: a bulk statement looks up every row's names. */
+#define SH_PREFIX names
+#define SH_ELEMENT_TYPE NameEntry
+#define SH_KEY_TYPE const NameKey *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) NameKeyHash(k)
+#define SH_EQUAL(tb, a, b) NameKeyEqual(a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+static names_hash *name_cache = NULL;
+static uint64 name_epoch = 0;	/* advanced each time the cache is emptied */
 
 static void
 ForgetNames(void)
@@ -1203,6 +1278,7 @@ ForgetNames(void)
 	if (name_cxt)
 		MemoryContextReset(name_cxt);
 	name_cache = NULL;
+	name_epoch++;
 }
 
 /* A change that may alter or remove names: every backend forgets its names. */
@@ -1213,34 +1289,17 @@ NamesChanged(void)
 	ForgetNames();
 }
 
-/* Hash and compare the used part of a key only (ids are mostly short). */
-static uint32
-NameKeyHash(const void *key, Size keysize)
-{
-	const NameKey *k = key;
-
-	return hash_bytes((const unsigned char *) k, offsetof(NameKey, id) + k->len);
-}
-
-static int
-NameKeyMatch(const void *a, const void *b, Size keysize)
-{
-	const NameKey *x = a;
-	const NameKey *y = b;
-
-	return x->len == y->len ? memcmp(x, y, offsetof(NameKey, id) + x->len) : 1;
-}
-
 /* The cache key of an id value, or false when it is too long to cache. */
 static bool
-NameCacheKey(NameLookup *lk, Datum key, MappedCol *id, NameKey *k)
+NameCacheKey(NameLookup *lk, Datum key, MappedCol *id, bool with_kind, NameKey *k)
 {
 	const char *p;
 	Size		len;
 
-	memset(k, 0, sizeof(*k));
+	memset(k, 0, offsetof(NameKey, id));
 	k->relid = lk->relid;
 	k->typid = id->typid;
+	k->with_kind = with_kind;
 	if (id->typbyval)
 	{
 		p = (const char *) &key;
@@ -1277,7 +1336,7 @@ NameCacheKey(NameLookup *lk, Datum key, MappedCol *id, NameKey *k)
  * start of each trigger call, before any look-up reads the table: names
  * handed out during the call stay valid until it ends.
  */
-static HTAB *
+static names_hash *
 NameCache(void)
 {
 	uint64		gen = 0;
@@ -1285,27 +1344,38 @@ NameCache(void)
 
 	if (name_cache != NULL &&
 		(names_stale || shared_gen != name_cache_shared || (shared_gen && gen != name_generation) ||
-		 hash_get_num_entries(name_cache) >= NAME_CACHE_MAX))
+		 name_cache->members >= NAME_CACHE_MAX))
 		ForgetNames();
 	if (name_cache == NULL)
 	{
-		HASHCTL		ctl;
-
 		if (name_cxt == NULL)
 			name_cxt = AllocSetContextCreate(TopMemoryContext, "connector names",
 											 ALLOCSET_DEFAULT_SIZES);
-		ctl.keysize = sizeof(NameKey);
-		ctl.entrysize = sizeof(NameEntry);
-		ctl.hash = NameKeyHash;
-		ctl.match = NameKeyMatch;
-		ctl.hcxt = name_cxt;
-		name_cache = hash_create("connector names", 256, &ctl,
-								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		name_cache = names_create(name_cxt, 256, NULL);
 		name_generation = gen;
 		name_cache_shared = shared_gen;
 		names_stale = false;
 	}
 	return name_cache;
+}
+
+/* Cache the part of key k (which is copied); returns the cached part. */
+static const char *
+CachePart(const NameKey *k, const char *part)
+{
+	bool		found;
+	NameEntry  *entry = names_insert(name_cache, k, &found);
+	Size		klen = MAXALIGN(NAME_KEY_SIZE(k));
+	char	   *mem;
+
+	if (found)
+		return entry->part;
+	mem = MemoryContextAlloc(name_cxt, klen + strlen(part) + 1);
+	memcpy(mem, k, NAME_KEY_SIZE(k));
+	strcpy(mem + klen, part);
+	entry->key = (const NameKey *) mem;
+	entry->part = mem + klen;
+	return entry->part;
 }
 
 /* May a name read from this row version be kept beyond this look-up? */
@@ -1326,18 +1396,99 @@ NameCacheable(TupleTableSlot *slot)
 
 /* Output form of column att of the slot's row, or NULL. */
 static char *
-SlotText(TupleTableSlot *slot, AttrNumber att)
+SlotText(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out)
 {
 	bool		isnull;
 	Datum		d = slot_getattr(slot, att, &isnull);
-	Oid			out;
-	bool		isvarlena;
 
-	if (isnull)
-		return NULL;
-	getTypeOutputInfo(TupleDescAttr(slot->tts_tupleDescriptor, att - 1)->atttypid,
-					  &out, &isvarlena);
-	return OidOutputFunctionCall(out, d);
+	return isnull ? NULL : OutputFunctionCall(out, d);
+}
+
+/* Render the [id, name(, kind)] part of the slot's row, whose id is key. */
+static void
+RenderPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, MappedCol *id,
+		   bool with_kind)
+{
+	char	   *name = slot ? SlotText(slot, lk->name_att, &lk->name_out) : NULL;
+	char	   *kind = slot && with_kind && lk->kind_att > 0 ?
+		SlotText(slot, lk->kind_att, &lk->kind_out) : NULL;
+
+	appendStringInfoChar(buf, '[');
+	AppendJsonString(buf, ValueText(key, id), ',');
+	AppendJsonString(buf, name, with_kind ? ',' : 0);
+	if (with_kind)
+		AppendJsonString(buf, kind, 0);
+	appendStringInfoChar(buf, ']');
+}
+
+/*
+ * Read a whole name table into the cache, when this cache has looked up so
+ * many of its rows one by one that a sequential scan is cheap beside them:
+ * a look-up by index costs what four to eight rows of a scan do (about 2 us
+ * against 0.3 to 0.5 us here), so the scan comes after misses of an eighth
+ * of the table (at least PRELOAD_MIN) and costs at most about twice what
+ * the misses did.  Once per
+ * table and cache, and only when the table fits in the cache.  Rows are
+ * cached by the rule of the look-ups (NameCacheable).  True when the table
+ * was read.
+ */
+static bool
+Preload(NameLookup *lk, MappedCol *id, bool with_kind)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	StringInfoData buf;
+	NameKey		k;
+
+	if (lk->epoch != name_epoch)
+	{
+		lk->epoch = name_epoch;
+		lk->misses = 0;
+		lk->preload_after = 0;
+	}
+	if (lk->preload_after < 0 || ++lk->misses < Max(lk->preload_after, PRELOAD_MIN))
+		return false;
+	rel = table_open(lk->relid, AccessShareLock);
+	if (lk->preload_after == 0)
+	{
+		BlockNumber pages;
+		double		tuples;
+		double		allvisfrac;
+
+		/* what the planner would estimate; -1: never */
+		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+		lk->preload_after = id->typid != lk->id_typid ||
+			tuples > NAME_CACHE_MAX - name_cache->members ? -1 : (int) (tuples / 8);
+		if (lk->preload_after < 0 || lk->misses < lk->preload_after)
+		{
+			table_close(rel, AccessShareLock);
+			return false;
+		}
+	}
+	lk->preload_after = -1;
+
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	initStringInfo(&buf);
+	while (name_cache->members < NAME_CACHE_MAX &&
+		   table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, lk->id_att, &isnull);
+
+		if (isnull || !NameCacheKey(lk, d, id, with_kind, &k) ||
+			names_lookup(name_cache, &k) != NULL || !NameCacheable(slot))
+			continue;
+		resetStringInfo(&buf);
+		RenderPart(&buf, lk, slot, d, id, with_kind);
+		CachePart(&k, buf.data);
+	}
+	pfree(buf.data);
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return true;
 }
 
 /*
@@ -1353,60 +1504,48 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData skey;
-	TupleTableSlot *slot;
+	TupleTableSlot *slot = NULL;
 	NameKey		k;
 	NameEntry  *entry;
-	bool		cacheable = NameCacheKey(lk, key, id, &k);
-	HTAB	   *cache = NULL;
+	bool		cacheable = lk->valid && NameCacheKey(lk, key, id, with_kind, &k);
 	StringInfoData buf;
-	char	   *name = NULL;
-	char	   *kind = NULL;
 	bool		keep = false;
 
-	k.with_kind = with_kind;
-	if (cacheable && lk->valid)
+	if (cacheable)
 	{
 		/* checked at the start of each trigger call, not here: see NameCache */
-		cache = name_cache ? name_cache : NameCache();
-		entry = hash_search(cache, &k, HASH_FIND, NULL);
+		if (name_cache == NULL)
+			NameCache();
+		entry = names_lookup(name_cache, &k);
+		if (entry == NULL && Preload(lk, id, with_kind))
+			entry = names_lookup(name_cache, &k);
 		if (entry)
 			return entry->part;
 	}
-	if (lk->valid)
-	{
-		rel = table_open(lk->relid, AccessShareLock);
-		idx = index_open(lk->indexid, AccessShareLock);
-		ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   lk->collation, lk->eqproc, key);
-		slot = table_slot_create(rel, NULL);
-		scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
-		index_rescan(scan, &skey, 1, NULL, 0);
-		if (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			name = SlotText(slot, lk->name_att);
-			if (lk->kind_att > 0 && with_kind)
-				kind = SlotText(slot, lk->kind_att);
-			/* a row not found is not cached: it may be inserted at any time */
-			keep = cacheable && NameCacheable(slot);
-		}
-		index_endscan(scan);
-		ExecDropSingleTupleTableSlot(slot);
-		index_close(idx, AccessShareLock);
-		table_close(rel, AccessShareLock);
-	}
-
 	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
-	AppendJsonString(&buf, ValueText(key, id), ',');
-	AppendJsonString(&buf, name, with_kind ? ',' : 0);
-	if (with_kind)
-		AppendJsonString(&buf, kind, 0);
-	appendStringInfoChar(&buf, ']');
-	if (!keep)
+	if (!lk->valid)
+	{
+		RenderPart(&buf, lk, NULL, key, id, with_kind);
 		return buf.data;
-	entry = hash_search(cache, &k, HASH_ENTER, NULL);
-	entry->part = MemoryContextStrdup(name_cxt, buf.data);
-	return entry->part;
+	}
+	rel = table_open(lk->relid, AccessShareLock);
+	idx = index_open(lk->indexid, AccessShareLock);
+	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   lk->collation, lk->eqproc, key);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		/* a row not found is not cached: it may be inserted at any time */
+		keep = cacheable && NameCacheable(slot);
+	else
+		ExecClearTuple(slot);
+	RenderPart(&buf, lk, TTS_EMPTY(slot) ? NULL : slot, key, id, with_kind);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return keep ? CachePart(&k, buf.data) : buf.data;
 }
 
 /* Account identity of an accounts-table row. */
