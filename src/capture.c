@@ -1099,11 +1099,55 @@ ChunkFor(const char *app, const char *origin)
 }
 
 /*
+ * The event types of spec section 6, numbered from 1 in the outbox's compact
+ * form; connector._event_type holds the same list, in the same order.
+ */
+static const char *const event_types[] = {
+	NULL,
+	"account.created", "account.updated", "account.disabled", "account.enabled",
+	"account.deleted", "access.granted", "access.revoked", "entitlement.created",
+	"entitlement.updated", "entitlement.deleted", "credential.created",
+	"credential.updated", "credential.revoked", "credential.deleted", "capture.tampered"
+};
+
+/* The number of an event type, or 0 for one not in the list. */
+static int
+TypeNumber(const char *type)
+{
+	int			i;
+
+	for (i = lengthof(event_types) - 1; i > 0; i--)
+		if (strcmp(type, event_types[i]) == 0)
+			break;
+	return i;
+}
+
+/*
+ * TypeNumber, remembered for the last string: an event's type is a string
+ * literal or, from _emit, one of event_types or a type not in the list, so
+ * a string at the same address has the same number.
+ */
+static int
+TypeCode(const char *type)
+{
+	static const char *last_type = NULL;
+	static int	last_code = 0;
+
+	if (type != last_type)
+	{
+		last_code = TypeNumber(type);
+		last_type = type;
+	}
+	return last_code;
+}
+
+/*
  * Render an event straight into the buffer of its chunk, in the outbox's
  * compact form (expanded by connector._event when read): a JSON array of
- * type, timestamp, account [id, name, kind], entitlement [id, name],
- * credential id, before, after, expires_at.  An absent part is null, and so
- * is a timestamp equal to the row's occurred_at (most are: the statement
+ * type (its number in event_types, or text), account [id, name, kind],
+ * entitlement [id, name], after, before, credential id, expires_at and
+ * timestamp, the parts most events have first.  An absent part is null, and
+ * so is a timestamp equal to the row's occurred_at (most are: the statement
  * time of the row's first event); nulls at the end are left out (a missing
  * element reads as null).  before and after are rows of map's table, or
  * given as JSON text (_emit).
@@ -1114,19 +1158,18 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 	Chunk	   *c = ChunkFor(app, origin);
 	StringInfo	buf = &c->events;
 	int			start = buf->len;
+	int			code = TypeCode(ev->type);
 	int			end;			/* the end of the last part that is not null */
 
 	appendStringInfoString(buf, c->n == 0 ? "[[" : ",[");
-	AppendJsonString(buf, ev->type, 0);
-	/* the row's occurred_at stands for the timestamp it equals */
-	if (GetCurrentStatementStartTimestamp() == c->first_at)
-		appendBinaryStringInfo(buf, ",null", 5);
+	if (code >= 10)
+		appendStringInfoChar(buf, '0' + code / 10);
+	if (code > 0)
+		appendStringInfoChar(buf, '0' + code % 10);
 	else
-	{
-		appendStringInfoChar(buf, ',');
-		appendStringInfoString(buf, StatementTimestamp());
-	}
+		AppendJsonString(buf, ev->type, 0);
 	end = buf->len;
+
 	appendStringInfoChar(buf, ',');
 	if (ev->account_part)
 		appendStringInfoString(buf, ev->account_part);
@@ -1142,6 +1185,7 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 		appendStringInfoString(buf, "null");
 	if (ev->account_part || ev->account_id)
 		end = buf->len;
+
 	appendStringInfoChar(buf, ',');
 	if (ev->entitlement_part)
 		appendStringInfoString(buf, ev->entitlement_part);
@@ -1156,17 +1200,7 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 		appendStringInfoString(buf, "null");
 	if (ev->entitlement_part || ev->entitlement_id)
 		end = buf->len;
-	appendStringInfoChar(buf, ',');
-	AppendJsonString(buf, ev->credential_id, 0);
-	if (ev->credential_id)
-		end = buf->len;
-	appendStringInfoChar(buf, ',');
-	if (ev->before)
-		appendStringInfoString(buf, ev->before);
-	else
-		AppendRow(buf, map, ev->before_tup, desc);
-	if (ev->before || ev->before_tup)
-		end = buf->len;
+
 	appendStringInfoChar(buf, ',');
 	if (ev->after)
 		appendStringInfoString(buf, ev->after);
@@ -1174,12 +1208,33 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 		AppendRow(buf, map, ev->after_tup, desc);
 	if (ev->after || ev->after_tup)
 		end = buf->len;
+
+	appendStringInfoChar(buf, ',');
+	if (ev->before)
+		appendStringInfoString(buf, ev->before);
+	else
+		AppendRow(buf, map, ev->before_tup, desc);
+	if (ev->before || ev->before_tup)
+		end = buf->len;
+
+	appendStringInfoChar(buf, ',');
+	AppendJsonString(buf, ev->credential_id, 0);
+	if (ev->credential_id)
+		end = buf->len;
+
+	appendStringInfoChar(buf, ',');
+	AppendJsonString(buf, ev->expires, 0);
 	if (ev->expires)
+		end = buf->len;
+
+	/* the row's occurred_at stands for the timestamp it equals */
+	if (GetCurrentStatementStartTimestamp() != c->first_at)
 	{
 		appendStringInfoChar(buf, ',');
-		AppendJsonString(buf, ev->expires, 0);
+		appendStringInfoString(buf, StatementTimestamp());
 		end = buf->len;
 	}
+
 	buf->len = end;
 	appendStringInfoChar(buf, ']');
 	c->n++;
@@ -2005,6 +2060,8 @@ connector_emit(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		elog(ERROR, "_emit: app and type are required");
 	ev.type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (TypeNumber(ev.type) > 0)
+		ev.type = event_types[TypeNumber(ev.type)];	/* see TypeCode */
 	if (!PG_ARGISNULL(2))
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();

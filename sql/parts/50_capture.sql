@@ -213,11 +213,25 @@ LANGUAGE sql STABLE AS $$
 									   'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
 $$;
 
+-- An event's type, stored as its number in this list (src/capture.c,
+-- event_types, holds the same list in the same order), or as text.
+CREATE FUNCTION @extschema@._event_type(t jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN pg_catalog.jsonb_typeof(t) = 'number'
+		THEN ('{account.created,account.updated,account.disabled,account.enabled,'
+			  'account.deleted,access.granted,access.revoked,entitlement.created,'
+			  'entitlement.updated,entitlement.deleted,credential.created,'
+			  'credential.updated,credential.revoked,credential.deleted,capture.tampered}'
+			  ::pg_catalog.text[])[(t OPERATOR(pg_catalog.#>>) '{}')::pg_catalog.int4]
+		ELSE t OPERATOR(pg_catalog.#>>) '{}' END
+$$;
+
 -- The event JSON of spec section 6 for event i (from 1) of an outbox row.
--- ev is [type, timestamp, account [id, name, kind], entitlement [id, name],
--- credential id, before, after, expires_at]; parts that do not apply are
--- null, and their keys are left out; a null timestamp is the row's
--- occurred_at.  Takes the row's fields, not the row: a whole-row argument
+-- ev is [type, account [id, name, kind], entitlement [id, name], after,
+-- before, credential id, expires_at, timestamp]; parts that do not apply
+-- are null or, at the end, left out, and their keys are left out of the
+-- event; a null timestamp is the row's occurred_at.  Takes the row's fields, not the row: a whole-row argument
 -- would copy the row's events text (up to 1000 events) once per event.  No
 -- SET clause, so the planner inlines it; it is called only from functions
 -- that pin search_path, and everything in it is qualified.
@@ -227,31 +241,31 @@ RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT pg_catalog.jsonb_build_object(
 		'id', 'evt_' || txid::pg_catalog.text || '_' || (seq + i - 1),
-		'type', ev OPERATOR(pg_catalog.->) 0,
-		'timestamp', @extschema@._event_time(ev OPERATOR(pg_catalog.->>) 1, occurred_at),
+		'type', @extschema@._event_type(ev OPERATOR(pg_catalog.->) 0),
+		'timestamp', @extschema@._event_time(ev OPERATOR(pg_catalog.->>) 7, occurred_at),
 		'data', pg_catalog.jsonb_build_object(
-					'before', ev OPERATOR(pg_catalog.->) 5,
-					'after', ev OPERATOR(pg_catalog.->) 6,
+					'before', ev OPERATOR(pg_catalog.->) 4,
+					'after', ev OPERATOR(pg_catalog.->) 3,
 					'app', app,
 					'position', first_position + i - 1,
 					'txid', txid::pg_catalog.text,
 					'expires_at', pg_catalog.to_jsonb(
-						(ev OPERATOR(pg_catalog.->>) 7)::pg_catalog.timestamptz),
+						(ev OPERATOR(pg_catalog.->>) 6)::pg_catalog.timestamptz),
 					'origin', @extschema@._origin(origin))
-			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 2 <> 'null'::pg_catalog.jsonb
+			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 1 <> 'null'::pg_catalog.jsonb
 				THEN pg_catalog.jsonb_build_object('account', pg_catalog.jsonb_build_object(
-						'id', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 0,
-						'name', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 1,
-						'kind', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 2))
+						'id', ev OPERATOR(pg_catalog.->) 1 OPERATOR(pg_catalog.->) 0,
+						'name', ev OPERATOR(pg_catalog.->) 1 OPERATOR(pg_catalog.->) 1,
+						'kind', ev OPERATOR(pg_catalog.->) 1 OPERATOR(pg_catalog.->) 2))
 				ELSE '{}'::pg_catalog.jsonb END
-			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 3 <> 'null'::pg_catalog.jsonb
+			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 2 <> 'null'::pg_catalog.jsonb
 				THEN pg_catalog.jsonb_build_object('entitlement', pg_catalog.jsonb_build_object(
-						'id', ev OPERATOR(pg_catalog.->) 3 OPERATOR(pg_catalog.->) 0,
-						'name', ev OPERATOR(pg_catalog.->) 3 OPERATOR(pg_catalog.->) 1))
+						'id', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 0,
+						'name', ev OPERATOR(pg_catalog.->) 2 OPERATOR(pg_catalog.->) 1))
 				ELSE '{}'::pg_catalog.jsonb END
-			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 4 <> 'null'::pg_catalog.jsonb
+			OPERATOR(pg_catalog.||) CASE WHEN ev OPERATOR(pg_catalog.->) 5 <> 'null'::pg_catalog.jsonb
 				THEN pg_catalog.jsonb_build_object('credential', pg_catalog.jsonb_build_object(
-						'id', ev OPERATOR(pg_catalog.->) 4))
+						'id', ev OPERATOR(pg_catalog.->) 5))
 				ELSE '{}'::pg_catalog.jsonb END)
 $$;
 
@@ -264,14 +278,14 @@ CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types 
 RETURNS TABLE ("position" bigint, type text, event jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT o.position + e.i - 1, e.ev->>0,
+	SELECT o.position + e.i - 1, @extschema@._event_type(e.ev->0),
 		   @extschema@._event(o.txid, o.seq, o.app, o.position, o.occurred_at, x.origin, e.ev, e.i)
 	  FROM @extschema@.outbox o
 	 CROSS JOIN LATERAL (SELECT o.origin::jsonb AS origin) x
 	 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
 	 WHERE o.position > after - 1000 AND o.app = p_app
 	   AND o.position + e.i - 1 > after
-	   AND (types IS NULL OR e.ev->>0 = ANY (types))
+	   AND (types IS NULL OR @extschema@._event_type(e.ev->0) = ANY (types))
 	 ORDER BY o.position, e.i
 	 LIMIT lim
 $$;

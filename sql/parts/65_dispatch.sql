@@ -38,7 +38,7 @@ BEGIN
 			 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
 			 WHERE o.position > after - 1000 AND o.app = p_app
 			   AND o.position + e.i - 1 > after
-			   AND e.ev->>0 = ANY (types)
+			   AND @extschema@._event_type(e.ev->0) = ANY (types)
 			 ORDER BY o.position, e.i
 			 LIMIT lim;
 	END IF;

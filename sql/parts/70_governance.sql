@@ -620,15 +620,15 @@ BEGIN
 		RETURN QUERY EXECUTE format($q$
 			WITH latest AS (
 				-- compact events: see connector._event
-				SELECT DISTINCT ON (ev->2->>0, ev->3->>0)
-					   ev->2->>0 AS account, ev->3->>0 AS entitlement,
-					   ev->>0 AS type, @extschema@._origin(o.origin::jsonb) AS origin,
-					   @extschema@._event_time(ev->>1, o.occurred_at) AS at,
+				SELECT DISTINCT ON (ev->1->>0, ev->2->>0)
+					   ev->1->>0 AS account, ev->2->>0 AS entitlement,
+					   @extschema@._event_type(ev->0) AS type, @extschema@._origin(o.origin::jsonb) AS origin,
+					   @extschema@._event_time(ev->>7, o.occurred_at) AS at,
 					   o.position + x.i - 1 AS position
 				  FROM @extschema@.outbox o
 				 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY x(ev, i)
-				 WHERE o.app = $1 AND ev->>0 IN ('access.granted', 'access.revoked')
-				 ORDER BY ev->2->>0, ev->3->>0, o.position DESC, x.i DESC)
+				 WHERE o.app = $1 AND @extschema@._event_type(ev->0) IN ('access.granted', 'access.revoked')
+				 ORDER BY ev->1->>0, ev->2->>0, o.position DESC, x.i DESC)
 			SELECT 'shadow_grant', CASE WHEN COALESCE(p.privileged, false) THEN 'high' ELSE 'medium' END,
 				   l.account,
 				   jsonb_build_object('entitlement', l.entitlement, 'privileged', COALESCE(p.privileged, false),

@@ -9,21 +9,25 @@
 #
 # (a) pgbench, 2 clients, single-row INSERT + DELETE, synchronous_commit = off;
 # (b) a 100,000-row INSERT ... SELECT, its events written to the outbox.
-# The setups take turns, ROUNDS times (a round runs each setup once), and
-# the medians are compared: the machine's noise drifts, and interleaving
-# spreads it over all three.
+# The setups take turns, ROUNDS times for (a) and BULK_ROUNDS times for (b)
+# (a round runs each setup once, back to back), and medians are compared:
+# the machine's speed drifts, and interleaving spreads the drift over all
+# three.  For (b), each round's times are divided by the unmapped time of
+# the same round, seconds apart, and the median of those ratios is
+# reported with the medians of the times.
 #
 #   make install && pg_virtualenv -o shared_preload_libraries=connector test/bench/capture.sh
 #
 # DURATION (pgbench seconds per setup and round, default 15), CLIENTS
-# (default 2), ROWS (bulk insert size, default 100000), ROUNDS (default 3)
-# and SETUPS (default "unmapped connector plpgsql"; unmapped must come first)
+# (default 2), ROWS (bulk insert size, default 100000), ROUNDS (default 3),
+# BULK_ROUNDS (default 9) and SETUPS (default "unmapped connector plpgsql"; unmapped must come first)
 # may be set.
 set -euo pipefail
 DURATION=${DURATION:-15}
 CLIENTS=${CLIENTS:-2}
 ROWS=${ROWS:-100000}
 ROUNDS=${ROUNDS:-3}
+BULK_ROUNDS=${BULK_ROUNDS:-9}
 SETUPS=${SETUPS:-unmapped connector plpgsql}
 export PGDATABASE=connector_bench
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -117,7 +121,7 @@ clean() {
 # rolling back to a savepoint so the next run starts from an empty table.
 bulk() {
 	clean
-	PGOPTIONS="-c bench.rows=$ROWS -c bench.setup=$1" sql <<'SQL'
+	PGOPTIONS="-c bench.rows=$ROWS -c bench.setup=$1 -c bench.round=$2" sql <<'SQL'
 DO $$
 DECLARE
 	t0 timestamptz;
@@ -134,16 +138,17 @@ BEGIN
 	EXCEPTION WHEN SQLSTATE 'BENCH' THEN
 		ms := SQLERRM::numeric;
 	END;
-	INSERT INTO bench_result VALUES (current_setting('bench.setup'), 'bulk', ms);
+	INSERT INTO bench_result
+	VALUES (current_setting('bench.setup'), 'bulk', ms, current_setting('bench.round')::int);
 END
 $$;
 SQL
 }
 
-sql -c 'CREATE TABLE bench_result (setup text, what text, value numeric)'
+sql -c 'CREATE TABLE bench_result (setup text, what text, value numeric, round int)'
 for round in $(seq "$ROUNDS"); do
 	for s in $SETUPS; do
-		echo "== round $round: $s"
+		echo "== pgbench round $round: $s"
 		setup "$s"
 		clean
 		pgbench -n -c "$CLIENTS" -j "$CLIENTS" -T "$DURATION" -f "$work/insert-delete.sql" \
@@ -153,15 +158,26 @@ for round in $(seq "$ROUNDS"); do
 			events=$(sql -At -c 'SELECT count(*) FROM connector.outbox')
 			echo "   $events outbox rows"
 		fi
-		sql -c "INSERT INTO bench_result VALUES ('$s', 'tps', $tps)"
-		bulk "$s"
+		sql -c "INSERT INTO bench_result VALUES ('$s', 'tps', $tps, $round)"
+		teardown "$s"
+	done
+done
+echo "== bulk: $BULK_ROUNDS rounds of $SETUPS"
+for round in $(seq "$BULK_ROUNDS"); do
+	for s in $SETUPS; do
+		setup "$s"
+		bulk "$s" "$round"
 		teardown "$s"
 	done
 done
 
-echo "== results (synchronous_commit = off, $CLIENTS clients, ${DURATION} s each; bulk: $ROWS rows; medians of $ROUNDS rounds)"
+echo "== results (synchronous_commit = off; pgbench: $CLIENTS clients, ${DURATION} s, medians of $ROUNDS rounds; bulk: $ROWS rows, $BULK_ROUNDS rounds)"
 sql <<'SQL'
 \pset footer off
+CREATE TEMP VIEW bulk_ratio AS
+SELECT b.setup, b.round, b.value / u.value AS ratio
+  FROM bench_result b JOIN bench_result u ON u.what = 'bulk' AND u.setup = 'unmapped' AND u.round = b.round
+ WHERE b.what = 'bulk';
 WITH r AS (
 	SELECT setup,
 		   percentile_disc(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE what = 'tps') AS tps,
@@ -171,8 +187,18 @@ WITH r AS (
 SELECT r.setup, round(r.tps) AS tps,
 	   round(100 * (1 - r.tps / base.tps), 1) AS "TPS loss %",
 	   round(r.bulk_ms) AS "bulk ms",
-	   round(r.bulk_ms / base.bulk_ms, 2) AS "bulk ratio"
+	   round(r.bulk_ms / base.bulk_ms, 2) AS "bulk ratio of medians",
+	   (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ratio))::numeric, 2)
+		  FROM bulk_ratio x WHERE x.setup = r.setup) AS "median bulk ratio per round"
   FROM r, base
  ORDER BY array_position(ARRAY['unmapped', 'connector', 'plpgsql'], r.setup);
-SELECT setup, what, round(value, 1) AS value FROM bench_result ORDER BY setup, what, value;
+SELECT setup, 'tps' AS what, string_agg(round(value)::text, ' ' ORDER BY round) AS "per round"
+  FROM bench_result WHERE what = 'tps' GROUP BY setup
+UNION ALL
+SELECT setup, 'bulk ms', string_agg(round(value)::text, ' ' ORDER BY round)
+  FROM bench_result WHERE what = 'bulk' GROUP BY setup
+UNION ALL
+SELECT setup, 'bulk ratio', string_agg(round(ratio, 2)::text, ' ' ORDER BY round)
+  FROM bulk_ratio WHERE setup <> 'unmapped' GROUP BY setup
+ ORDER BY 1, 2;
 SQL
