@@ -174,10 +174,10 @@ done
 echo "== results (synchronous_commit = off; pgbench: $CLIENTS clients, ${DURATION} s, medians of $ROUNDS rounds; bulk: $ROWS rows, $BULK_ROUNDS rounds)"
 sql <<'SQL'
 \pset footer off
-CREATE TEMP VIEW bulk_ratio AS
-SELECT b.setup, b.round, b.value / u.value AS ratio
-  FROM bench_result b JOIN bench_result u ON u.what = 'bulk' AND u.setup = 'unmapped' AND u.round = b.round
- WHERE b.what = 'bulk';
+-- each measurement against the unmapped one of the same round
+CREATE TEMP VIEW paired AS
+SELECT b.setup, b.what, b.round, b.value / u.value AS ratio
+  FROM bench_result b JOIN bench_result u ON u.what = b.what AND u.setup = 'unmapped' AND u.round = b.round;
 WITH r AS (
 	SELECT setup,
 		   percentile_disc(0.5) WITHIN GROUP (ORDER BY value) FILTER (WHERE what = 'tps') AS tps,
@@ -186,10 +186,12 @@ WITH r AS (
 ), base AS (SELECT * FROM r WHERE setup = 'unmapped')
 SELECT r.setup, round(r.tps) AS tps,
 	   round(100 * (1 - r.tps / base.tps), 1) AS "TPS loss %",
+	   (SELECT round(100 * (1 - (percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ratio))::numeric), 1)
+		  FROM paired x WHERE x.setup = r.setup AND x.what = 'tps') AS "median TPS loss per round %",
 	   round(r.bulk_ms) AS "bulk ms",
 	   round(r.bulk_ms / base.bulk_ms, 2) AS "bulk ratio of medians",
 	   (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ratio))::numeric, 2)
-		  FROM bulk_ratio x WHERE x.setup = r.setup) AS "median bulk ratio per round"
+		  FROM paired x WHERE x.setup = r.setup AND x.what = 'bulk') AS "median bulk ratio per round"
   FROM r, base
  ORDER BY array_position(ARRAY['unmapped', 'connector', 'plpgsql'], r.setup);
 SELECT setup, 'tps' AS what, string_agg(round(value)::text, ' ' ORDER BY round) AS "per round"
@@ -198,7 +200,10 @@ UNION ALL
 SELECT setup, 'bulk ms', string_agg(round(value)::text, ' ' ORDER BY round)
   FROM bench_result WHERE what = 'bulk' GROUP BY setup
 UNION ALL
+SELECT setup, 'TPS loss %', string_agg(round(100 * (1 - ratio), 1)::text, ' ' ORDER BY round)
+  FROM paired WHERE setup <> 'unmapped' AND what = 'tps' GROUP BY setup
+UNION ALL
 SELECT setup, 'bulk ratio', string_agg(round(ratio, 2)::text, ' ' ORDER BY round)
-  FROM bulk_ratio WHERE setup <> 'unmapped' GROUP BY setup
+  FROM paired WHERE setup <> 'unmapped' AND what = 'bulk' GROUP BY setup
  ORDER BY 1, 2;
 SQL

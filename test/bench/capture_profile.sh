@@ -26,6 +26,6 @@ SQL
 PGOPTIONS='-c synchronous_commit=off' pgbench -n -c ${C:-1} -j ${C:-1} -T 12 -f "$tmp/pgb.sql" > "$tmp/pgb.out" 2>&1 &
 sleep 3
 pid=$(psql -XAtc "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench' LIMIT 1")
-perf record -g -o /tmp/connector-capture.perf -p $pid -- sleep 6 >/dev/null 2>&1
+perf record --call-graph dwarf,16384 -o /tmp/connector-capture.perf -p $pid -- sleep 6 >/dev/null 2>&1
 wait
 grep tps "$tmp/pgb.out"
