@@ -761,17 +761,12 @@ AppendJsonValue(StringInfo buf, MappedCol *c, HeapTuple tup, TupleDesc desc)
 		escape_json(buf, s);	/* also NaN and Infinity, as strings */
 }
 
-/* Append the mapped columns of a row as a JSON object, or null. */
+/* Append the mapped columns of a row as a JSON object. */
 static void
 AppendRow(StringInfo buf, CaptureMap *map, HeapTuple tup, TupleDesc desc)
 {
 	int			i;
 
-	if (tup == NULL)
-	{
-		appendStringInfoString(buf, "null");
-		return;
-	}
 	appendStringInfoChar(buf, '{');
 	for (i = 0; i < map->ncols; i++)
 	{
@@ -1152,95 +1147,113 @@ TypeCode(const char *type)
  * element reads as null).  before and after are rows of map's table, or
  * given as JSON text (_emit).
  */
+/*
+ * Parts of a compact event: a null is written only when a later part
+ * follows it, so the nulls at the end are left out.
+ */
+typedef struct PartWriter
+{
+	StringInfo	buf;
+	int			nulls;			/* nulls not written yet */
+} PartWriter;
+
+static inline StringInfo
+NextPart(PartWriter *w)
+{
+	for (; w->nulls > 0; w->nulls--)
+		appendBinaryStringInfo(w->buf, ",null", 5);
+	appendStringInfoChar(w->buf, ',');
+	return w->buf;
+}
+
+/* The next part: a JSON text, or null. */
+static inline void
+TextPart(PartWriter *w, const char *json)
+{
+	if (json)
+		appendStringInfoString(NextPart(w), json);
+	else
+		w->nulls++;
+}
+
+/* The next part: a row of map's table as a JSON object, or null. */
+static inline void
+RowPart(PartWriter *w, CaptureMap *map, HeapTuple tup, TupleDesc desc)
+{
+	if (tup)
+		AppendRow(NextPart(w), map, tup, desc);
+	else
+		w->nulls++;
+}
+
+/* The next part: a JSON array of strings (or nulls), or null when id is. */
+static inline void
+IdentityPart(PartWriter *w, const char *id, const char *name, const char *kind, bool with_kind)
+{
+	StringInfo	buf;
+
+	if (id == NULL)
+	{
+		w->nulls++;
+		return;
+	}
+	buf = NextPart(w);
+	appendStringInfoChar(buf, '[');
+	AppendJsonString(buf, id, ',');
+	AppendJsonString(buf, name, with_kind ? ',' : 0);
+	if (with_kind)
+		AppendJsonString(buf, kind, 0);
+	appendStringInfoChar(buf, ']');
+}
+
 static void
 EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, TupleDesc desc)
 {
 	Chunk	   *c = ChunkFor(app, origin);
-	StringInfo	buf = &c->events;
-	int			start = buf->len;
+	PartWriter	w = {&c->events, 0};
+	int			start = c->events.len;
 	int			code = TypeCode(ev->type);
-	int			end;			/* the end of the last part that is not null */
 
-	appendStringInfoString(buf, c->n == 0 ? "[[" : ",[");
+	appendStringInfoString(w.buf, c->n == 0 ? "[[" : ",[");
 	if (code >= 10)
-		appendStringInfoChar(buf, '0' + code / 10);
+		appendStringInfoChar(w.buf, '0' + code / 10);
 	if (code > 0)
-		appendStringInfoChar(buf, '0' + code % 10);
+		appendStringInfoChar(w.buf, '0' + code % 10);
 	else
-		AppendJsonString(buf, ev->type, 0);
-	end = buf->len;
-
-	appendStringInfoChar(buf, ',');
+		AppendJsonString(w.buf, ev->type, 0);
 	if (ev->account_part)
-		appendStringInfoString(buf, ev->account_part);
-	else if (ev->account_id)
-	{
-		appendStringInfoChar(buf, '[');
-		AppendJsonString(buf, ev->account_id, ',');
-		AppendJsonString(buf, ev->account_name, ',');
-		AppendJsonString(buf, ev->account_kind, 0);
-		appendStringInfoChar(buf, ']');
-	}
+		TextPart(&w, ev->account_part);
 	else
-		appendStringInfoString(buf, "null");
-	if (ev->account_part || ev->account_id)
-		end = buf->len;
-
-	appendStringInfoChar(buf, ',');
+		IdentityPart(&w, ev->account_id, ev->account_name, ev->account_kind, true);
 	if (ev->entitlement_part)
-		appendStringInfoString(buf, ev->entitlement_part);
-	else if (ev->entitlement_id)
-	{
-		appendStringInfoChar(buf, '[');
-		AppendJsonString(buf, ev->entitlement_id, ',');
-		AppendJsonString(buf, ev->entitlement_name, 0);
-		appendStringInfoChar(buf, ']');
-	}
+		TextPart(&w, ev->entitlement_part);
 	else
-		appendStringInfoString(buf, "null");
-	if (ev->entitlement_part || ev->entitlement_id)
-		end = buf->len;
-
-	appendStringInfoChar(buf, ',');
+		IdentityPart(&w, ev->entitlement_id, ev->entitlement_name, NULL, false);
 	if (ev->after)
-		appendStringInfoString(buf, ev->after);
+		TextPart(&w, ev->after);
 	else
-		AppendRow(buf, map, ev->after_tup, desc);
-	if (ev->after || ev->after_tup)
-		end = buf->len;
-
-	appendStringInfoChar(buf, ',');
+		RowPart(&w, map, ev->after_tup, desc);
 	if (ev->before)
-		appendStringInfoString(buf, ev->before);
+		TextPart(&w, ev->before);
 	else
-		AppendRow(buf, map, ev->before_tup, desc);
-	if (ev->before || ev->before_tup)
-		end = buf->len;
-
-	appendStringInfoChar(buf, ',');
-	AppendJsonString(buf, ev->credential_id, 0);
+		RowPart(&w, map, ev->before_tup, desc);
 	if (ev->credential_id)
-		end = buf->len;
-
-	appendStringInfoChar(buf, ',');
-	AppendJsonString(buf, ev->expires, 0);
+		escape_json(NextPart(&w), ev->credential_id);
+	else
+		w.nulls++;
 	if (ev->expires)
-		end = buf->len;
-
+		escape_json(NextPart(&w), ev->expires);
+	else
+		w.nulls++;
 	/* the row's occurred_at stands for the timestamp it equals */
 	if (GetCurrentStatementStartTimestamp() != c->first_at)
-	{
-		appendStringInfoChar(buf, ',');
-		appendStringInfoString(buf, StatementTimestamp());
-		end = buf->len;
-	}
+		TextPart(&w, StatementTimestamp());
+	appendStringInfoChar(w.buf, ']');
 
-	buf->len = end;
-	appendStringInfoChar(buf, ']');
 	c->n++;
 	if (c->n == CHUNK_EVENTS)
-		chunk_size_hint = Min(buf->len + 2, CHUNK_BYTES + 64 * 1024);
-	buffered_bytes += buf->len - start;
+		chunk_size_hint = Min(w.buf->len + 2, CHUNK_BYTES + 64 * 1024);
+	buffered_bytes += w.buf->len - start;
 	if (buffered_bytes > FLUSH_BYTES)
 		FlushChunks();
 }
@@ -1292,7 +1305,14 @@ typedef struct NameKey
 static inline uint32
 NameKeyHash(const NameKey *k)
 {
-	return hash_bytes((const unsigned char *) k, NAME_KEY_SIZE(k));
+	uint64		v;
+
+	if (k->len != sizeof(v))
+		return hash_bytes((const unsigned char *) k, NAME_KEY_SIZE(k));
+	/* an id of eight bytes (most are integers, by value): one mix */
+	memcpy(&v, k->id, sizeof(v));
+	return murmurhash32((uint32) v ^
+						murmurhash32((uint32) (v >> 32) ^ k->relid ^ (k->typid << 1) ^ k->with_kind));
 }
 
 static inline bool
