@@ -65,6 +65,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
@@ -146,7 +147,11 @@ typedef struct NameLookup
 	AttrNumber	kind_att;		/* 0: none */
 	FmgrInfo	name_out;		/* output functions of the name and kind */
 	FmgrInfo	kind_out;
+	Oid			name_typid;		/* and the types they are for */
+	Oid			kind_typid;
 	uint64		epoch;			/* of the name cache the two below count in */
+	char	   *query;			/* a partitioned table: looked up by this query */
+	SPIPlanPtr	plan;			/* ... prepared on first use */
 	int			misses;			/* names looked up one by one */
 	int			preload_after;	/* misses before Preload reads the table; 0: not
 								 * yet estimated; -1: never */
@@ -442,15 +447,42 @@ ParsePurpose(const char *p)
  * Prepare a name lookup on table relid: find the unique single-column index
  * on its id column (register_app requires one) and the equality procedure.
  */
-/* Output function of attribute att of rel, in cxt. */
-static void
+/* Output function of attribute att of rel, in cxt, and the attribute's type. */
+static Oid
 AttOutput(Relation rel, AttrNumber att, FmgrInfo *fn, MemoryContext cxt)
 {
+	Oid			typid = TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid;
 	Oid			out;
 	bool		isvarlena;
 
-	getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid, &out, &isvarlena);
+	getTypeOutputInfo(typid, &out, &isvarlena);
 	fmgr_info_cxt(out, fn, cxt);
+	return typid;
+}
+
+/*
+ * A partitioned table has no index to scan, only its partitions: its names
+ * are looked up by a query that the planner routes to the partition.  Made
+ * of identifiers, and the index's own equality operator, all qualified.
+ */
+static char *
+LookupQuery(Relation rel, const char *idcol, Oid idtype, const char *namecol,
+			const char *kindcol, Oid eqop, MemoryContext cxt)
+{
+	StringInfoData q;
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT n.%s, ", quote_identifier(namecol));
+	if (kindcol)
+		appendStringInfo(&q, "n.%s, ", quote_identifier(kindcol));
+	else
+		appendStringInfoString(&q, "NULL::pg_catalog.text, ");
+	appendStringInfo(&q, "n.xmin, n.xmax FROM %s n WHERE ",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)));
+	generate_operator_clause(&q, psprintf("n.%s", quote_identifier(idcol)), idtype, eqop,
+							 "$1", idtype);
+	return MemoryContextStrdup(cxt, q.data);
 }
 
 static void
@@ -474,9 +506,9 @@ PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 
 	rel = table_open(relid, AccessShareLock);
 	lk->id_typid = TupleDescAttr(RelationGetDescr(rel), idatt - 1)->atttypid;
-	AttOutput(rel, lk->name_att, &lk->name_out, cxt);
+	lk->name_typid = AttOutput(rel, lk->name_att, &lk->name_out, cxt);
 	if (lk->kind_att > 0)
-		AttOutput(rel, lk->kind_att, &lk->kind_out, cxt);
+		lk->kind_typid = AttOutput(rel, lk->kind_att, &lk->kind_out, cxt);
 	indexes = RelationGetIndexList(rel);
 	foreach(lc, indexes)
 	{
@@ -496,6 +528,8 @@ PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 				lk->eqproc = get_opcode(op);
 				lk->collation = idx->rd_indcollation[0];
 				lk->valid = true;
+				if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+					lk->query = LookupQuery(rel, idcol, lk->id_typid, namecol, kindcol, op, cxt);
 			}
 		}
 		index_close(idx, AccessShareLock);
@@ -523,6 +557,10 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	Oid			save_userid;
 	int			save_sec;
 
+	if (map->account_lookup.plan)
+		SPI_freeplan(map->account_lookup.plan);
+	if (map->entitlement_lookup.plan)
+		SPI_freeplan(map->entitlement_lookup.plan);
 	if (map->cxt)
 		MemoryContextDelete(map->cxt);
 	memset(((char *) map) + sizeof(Oid), 0, sizeof(CaptureMap) - sizeof(Oid));
@@ -1105,6 +1143,9 @@ static const char *const event_types[] = {
 	"credential.updated", "credential.revoked", "credential.deleted", "capture.tampered"
 };
 
+/* EmitEvent writes a number of one or two digits */
+StaticAssertDecl(lengthof(event_types) <= 100, "event type numbers must have at most two digits");
+
 /* The number of an event type, or 0 for one not in the list. */
 static int
 TypeNumber(const char *type)
@@ -1289,6 +1330,7 @@ WriteEvent(CaptureCall *cc, EventRec *ev)
 #define NAME_ID_LEN 64
 #define NAME_CACHE_MAX 20000		/* entries (~150 bytes each); then it starts over */
 #define PRELOAD_MIN 32			/* see Preload */
+#define PRELOAD_ROOM (NAME_CACHE_MAX * 9 / 10)	/* what Preload may fill */
 
 typedef struct NameKey
 {
@@ -1384,8 +1426,8 @@ NameCacheKey(NameLookup *lk, Datum key, MappedCol *id, bool with_kind, NameKey *
 	{
 		struct varlena *v = (struct varlena *) DatumGetPointer(key);
 
-		if (VARATT_IS_EXTENDED(v))
-			return false;		/* compressed or toasted: not a short id */
+		if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+			return false;		/* toasted or compressed: not a short id */
 		p = VARDATA_ANY(v);
 		len = VARSIZE_ANY_EXHDR(v);
 	}
@@ -1438,17 +1480,20 @@ NameCache(void)
 static const char *
 CachePart(const NameKey *k, const char *part)
 {
-	bool		found;
-	NameEntry  *entry = names_insert(name_cache, k, &found);
 	Size		klen = MAXALIGN(NAME_KEY_SIZE(k));
-	char	   *mem;
+	char	   *mem = MemoryContextAlloc(name_cxt, klen + strlen(part) + 1);
+	bool		found;
+	NameEntry  *entry;
 
-	if (found)
-		return entry->part;
-	mem = MemoryContextAlloc(name_cxt, klen + strlen(part) + 1);
+	/* allocated first: an entry is never left pointing at the caller's key */
 	memcpy(mem, k, NAME_KEY_SIZE(k));
 	strcpy(mem + klen, part);
-	entry->key = (const NameKey *) mem;
+	entry = names_insert(name_cache, (const NameKey *) mem, &found);
+	if (found)
+	{
+		pfree(mem);
+		return entry->part;
+	}
 	entry->part = mem + klen;
 	return entry->part;
 }
@@ -1469,25 +1514,33 @@ NameCacheable(TupleTableSlot *slot)
 	return ok;
 }
 
-/* Output form of column att of the slot's row, or NULL. */
+/*
+ * Output form of column att of the slot's row, or NULL: by out, looked up
+ * for type typid when the map was built, or by the column's output function
+ * when its type has changed since (the map is rebuilt on the next call).
+ */
 static char *
-SlotText(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out)
+SlotText(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out, Oid typid)
 {
 	bool		isnull;
 	Datum		d = slot_getattr(slot, att, &isnull);
+	Oid			now = TupleDescAttr(slot->tts_tupleDescriptor, att - 1)->atttypid;
+	Oid			fn;
+	bool		isvarlena;
 
-	return isnull ? NULL : OutputFunctionCall(out, d);
+	if (isnull)
+		return NULL;
+	if (now == typid)
+		return OutputFunctionCall(out, d);
+	getTypeOutputInfo(now, &fn, &isvarlena);
+	return OidOutputFunctionCall(fn, d);
 }
 
-/* Render the [id, name(, kind)] part of the slot's row, whose id is key. */
+/* Render the [id, name(, kind)] part of the row whose id is key. */
 static void
-RenderPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, MappedCol *id,
+RenderPart(StringInfo buf, Datum key, MappedCol *id, const char *name, const char *kind,
 		   bool with_kind)
 {
-	char	   *name = slot ? SlotText(slot, lk->name_att, &lk->name_out) : NULL;
-	char	   *kind = slot && with_kind && lk->kind_att > 0 ?
-		SlotText(slot, lk->kind_att, &lk->kind_out) : NULL;
-
 	appendStringInfoChar(buf, '[');
 	AppendJsonString(buf, ValueText(key, id), ',');
 	AppendJsonString(buf, name, with_kind ? ',' : 0);
@@ -1496,25 +1549,95 @@ RenderPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, Mapp
 	appendStringInfoChar(buf, ']');
 }
 
+/* RenderPart of the slot's row, or of no row (no name) when slot is NULL. */
+static void
+RenderSlotPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, MappedCol *id,
+			   bool with_kind)
+{
+	RenderPart(buf, key, id,
+			   slot ? SlotText(slot, lk->name_att, &lk->name_out, lk->name_typid) : NULL,
+			   slot && with_kind && lk->kind_att > 0 ?
+			   SlotText(slot, lk->kind_att, &lk->kind_out, lk->kind_typid) : NULL,
+			   with_kind);
+}
+
+/*
+ * Render into buf the part of the partitioned table's row whose id is key,
+ * by lk's query, run as the bootstrap superuser like the mapping is read
+ * (the role running the DML may not read the table; the index scan of an
+ * ordinary table does not check either).  True when the row may be cached:
+ * found, not written by this transaction, and with no xmax at all.
+ */
+static bool
+QueryPart(StringInfo buf, NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			ret;
+	bool		keep = false;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector capture: SPI_connect failed");
+	if (lk->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(lk->query, 1, &lk->id_typid);
+
+		if (plan == NULL)
+			elog(ERROR, "connector capture: preparing a name look-up failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		lk->plan = plan;
+	}
+	ret = SPI_execute_plan(lk->plan, &key, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "connector capture: a name look-up failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
+		TransactionId xmax = DatumGetTransactionId(SPI_getbinval(tup, desc, 4, &isnull));
+
+		/* buf was made before SPI_connect: it grows in the caller's context */
+		RenderPart(buf, key, id, SPI_getvalue(tup, desc, 1),
+				   with_kind ? SPI_getvalue(tup, desc, 2) : NULL, with_kind);
+		keep = !TransactionIdIsValid(xmax) && !TransactionIdIsCurrentTransactionId(xmin);
+	}
+	else
+		RenderPart(buf, key, id, NULL, NULL, with_kind);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);	/* on error, abort restores it */
+	return keep;
+}
+
 /*
  * Read a whole name table into the cache, when this cache has looked up so
  * many of its rows one by one that a sequential scan is cheap beside them:
  * a look-up by index costs what four to eight rows of a scan do (about 2 us
  * against 0.3 to 0.5 us here), so the scan comes after misses of an eighth
  * of the table (at least PRELOAD_MIN) and costs at most about twice what
- * the misses did.  Once per
- * table and cache, and only when the table fits in the cache.  Rows are
- * cached by the rule of the look-ups (NameCacheable).  True when the table
- * was read.
+ * the misses did.  Once per table and cache, and only when the planner's
+ * estimate of the table fits in PRELOAD_ROOM (the scan stops there: a full
+ * cache would start over at the next call).  Not for a partitioned table,
+ * and not under SERIALIZABLE.  Rows are cached by the rule of the look-ups
+ * (NameCacheable).  True when the table was read.
  */
 static bool
 Preload(NameLookup *lk, MappedCol *id, bool with_kind)
 {
+	int			room = PRELOAD_ROOM - (int) name_cache->members;
 	Relation	rel;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	StringInfoData buf;
 	NameKey		k;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
 
 	if (lk->epoch != name_epoch)
 	{
@@ -1522,31 +1645,35 @@ Preload(NameLookup *lk, MappedCol *id, bool with_kind)
 		lk->misses = 0;
 		lk->preload_after = 0;
 	}
-	if (lk->preload_after < 0 || ++lk->misses < Max(lk->preload_after, PRELOAD_MIN))
+	/* under SERIALIZABLE a scan would predicate-lock the whole table */
+	if (lk->preload_after < 0 || IsolationIsSerializable() ||
+		++lk->misses < Max(lk->preload_after, PRELOAD_MIN))
 		return false;
 	rel = table_open(lk->relid, AccessShareLock);
-	if (lk->preload_after == 0)
-	{
-		BlockNumber pages;
-		double		tuples;
-		double		allvisfrac;
-
-		/* what the planner would estimate; -1: never */
+	/* the planner's estimate; a partitioned table has no rows of its own */
+	if (RELKIND_HAS_TABLE_AM(rel->rd_rel->relkind))
 		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
-		lk->preload_after = id->typid != lk->id_typid ||
-			tuples > NAME_CACHE_MAX - name_cache->members ? -1 : (int) (tuples / 8);
-		if (lk->preload_after < 0 || lk->misses < lk->preload_after)
-		{
-			table_close(rel, AccessShareLock);
-			return false;
-		}
+	if (!RELKIND_HAS_TABLE_AM(rel->rd_rel->relkind) || tuples > room ||
+		id->typid != lk->id_typid ||
+		TupleDescAttr(RelationGetDescr(rel), lk->id_att - 1)->atttypid != lk->id_typid)
+	{
+		lk->preload_after = -1; /* not until the cache starts over */
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	if (lk->misses < (int) (tuples / 8))
+	{
+		lk->preload_after = (int) (tuples / 8);
+		table_close(rel, AccessShareLock);
+		return false;
 	}
 	lk->preload_after = -1;
 
 	slot = table_slot_create(rel, NULL);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	initStringInfo(&buf);
-	while (name_cache->members < NAME_CACHE_MAX &&
+	/* short of the cap: a full cache would start over at the next call */
+	while (name_cache->members < PRELOAD_ROOM &&
 		   table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -1556,7 +1683,7 @@ Preload(NameLookup *lk, MappedCol *id, bool with_kind)
 			names_lookup(name_cache, &k) != NULL || !NameCacheable(slot))
 			continue;
 		resetStringInfo(&buf);
-		RenderPart(&buf, lk, slot, d, id, with_kind);
+		RenderSlotPart(&buf, lk, slot, d, id, with_kind);
 		CachePart(&k, buf.data);
 	}
 	pfree(buf.data);
@@ -1600,8 +1727,13 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 	initStringInfo(&buf);
 	if (!lk->valid)
 	{
-		RenderPart(&buf, lk, NULL, key, id, with_kind);
+		RenderPart(&buf, key, id, NULL, NULL, with_kind);
 		return buf.data;
+	}
+	if (lk->query)
+	{
+		keep = QueryPart(&buf, lk, key, id, with_kind) && cacheable;
+		return keep ? CachePart(&k, buf.data) : buf.data;
 	}
 	rel = table_open(lk->relid, AccessShareLock);
 	idx = index_open(lk->indexid, AccessShareLock);
@@ -1615,7 +1747,7 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 		keep = cacheable && NameCacheable(slot);
 	else
 		ExecClearTuple(slot);
-	RenderPart(&buf, lk, TTS_EMPTY(slot) ? NULL : slot, key, id, with_kind);
+	RenderSlotPart(&buf, lk, TTS_EMPTY(slot) ? NULL : slot, key, id, with_kind);
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);

@@ -218,7 +218,7 @@ $$;
 CREATE FUNCTION @extschema@._event_type(t jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE WHEN pg_catalog.jsonb_typeof(t) = 'number'
+	SELECT CASE WHEN pg_catalog.jsonb_typeof(t) OPERATOR(pg_catalog.=) 'number'
 		THEN ('{account.created,account.updated,account.disabled,account.enabled,'
 			  'account.deleted,access.granted,access.revoked,entitlement.created,'
 			  'entitlement.updated,entitlement.deleted,credential.created,'

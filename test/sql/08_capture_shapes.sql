@@ -2,7 +2,7 @@
 -- text and timestamp status, partitioned tables, id changes, NULLs.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(16);
+SELECT plan(17);
 
 CREATE SCHEMA app;
 CREATE TABLE app.roles (code text PRIMARY KEY, label text NOT NULL);
@@ -77,6 +77,33 @@ SELECT is((SELECT count(*) FROM connector.changes('sc', :p) WHERE event->>'type'
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname = 'connector_capture' AND tgenabled = 'A'
 			 AND tgrelid IN ('app.staff_low'::regclass, 'app.staff_high'::regclass)), 2::bigint,
 		  'partitions inherit the capture trigger, enabled always');
+
+-- Partitioned accounts and entitlements tables, named through a membership
+-- table, for a role that may not read them.
+CREATE TABLE app.pusers (id int PRIMARY KEY, login text NOT NULL, kind text) PARTITION BY RANGE (id);
+CREATE TABLE app.pusers_1 PARTITION OF app.pusers FOR VALUES FROM (0) TO (100);
+CREATE TABLE app.pusers_2 PARTITION OF app.pusers FOR VALUES FROM (100) TO (MAXVALUE);
+CREATE TABLE app.proles (code text PRIMARY KEY, label text NOT NULL) PARTITION BY LIST (code);
+CREATE TABLE app.proles_a PARTITION OF app.proles FOR VALUES IN ('a');
+CREATE TABLE app.proles_b PARTITION OF app.proles DEFAULT;
+CREATE TABLE app.pmemb (user_id int NOT NULL, role text NOT NULL);
+INSERT INTO app.pusers VALUES (1, 'one', 'human'), (150, 'one-fifty', 'service');
+INSERT INTO app.proles VALUES ('a', 'Admin'), ('b', 'Reader');
+SELECT connector.register_app('pn', '{
+	"accounts": {"table": "app.pusers", "id": "id", "name": "login", "kind": "kind"},
+	"entitlements": {"table": "app.proles", "id": "code", "name": "label"},
+	"grants": {"table": "app.pmemb", "account": "user_id", "entitlement": "role"}}');
+CREATE ROLE regress_pn_app;
+GRANT USAGE ON SCHEMA app TO regress_pn_app;
+GRANT INSERT ON app.pmemb TO regress_pn_app;
+SET ROLE regress_pn_app;
+INSERT INTO app.pmemb VALUES (1, 'a'), (150, 'b'), (999, 'zz');
+RESET ROLE;
+SELECT is((SELECT array_agg(concat_ws(':', event #>> '{data,account,id}', event #>> '{data,account,name}',
+									   event #>> '{data,account,kind}', event #>> '{data,entitlement,name}')
+							ORDER BY position) FROM connector.changes('pn', 0)),
+		  ARRAY['1:one:human:Admin', '150:one-fifty:service:Reader', '999'],
+		  'partitioned name tables: each grant names its account and entitlement from their partitions');
 
 -- A remapping takes effect for the next statement of the same session.
 SELECT pg_temp.last_pos() AS p \gset
