@@ -443,10 +443,6 @@ ParsePurpose(const char *p)
 	return -1;
 }
 
-/*
- * Prepare a name lookup on table relid: find the unique single-column index
- * on its id column (register_app requires one) and the equality procedure.
- */
 /* Output function of attribute att of rel, in cxt, and the attribute's type. */
 static Oid
 AttOutput(Relation rel, AttrNumber att, FmgrInfo *fn, MemoryContext cxt)
@@ -485,6 +481,10 @@ LookupQuery(Relation rel, const char *idcol, Oid idtype, const char *namecol,
 	return MemoryContextStrdup(cxt, q.data);
 }
 
+/*
+ * Prepare a name lookup on table relid: find the unique single-column index
+ * on its id column (register_app requires one) and the equality procedure.
+ */
 static void
 PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 			  const char *kindcol, MemoryContext cxt)
@@ -541,6 +541,33 @@ PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 }
 
 /*
+ * SPI as the bootstrap superuser, in a restricted operation: capture reads
+ * what the role running the DML may not (the mapping, a name table).
+ */
+typedef struct SavedUser
+{
+	Oid			userid;
+	int			sec;
+} SavedUser;
+
+static void
+SpiAsSuperuser(SavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, saved->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector capture: SPI_connect failed");
+}
+
+static void
+SpiDone(SavedUser *saved)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(saved->userid, saved->sec);	/* on error, abort restores it */
+}
+
+/*
  * Build the map of rel from connector._capture_spec(app, role), which lists
  * the mapped columns by purpose, in before/after order, and the tables that
  * name accounts and entitlements.  Runs once per relation and mapping.
@@ -554,8 +581,7 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	uint64		i;
 	int			ret;
 	char	   *lk[2][4] = {{NULL}};	/* table, id, name, kind */
-	Oid			save_userid;
-	int			save_sec;
+	SavedUser	saved;
 
 	if (map->account_lookup.plan)
 		SPI_freeplan(map->account_lookup.plan);
@@ -574,11 +600,7 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	MemoryContextSwitchTo(old);
 
 	/* the mapping is not readable by the role running the DML */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "connector capture: SPI_connect failed");
+	SpiAsSuperuser(&saved);
 	args[0] = CStringGetTextDatum(app);
 	args[1] = CStringGetTextDatum(role);
 	ret = SPI_execute_with_args("SELECT k, v FROM connector._capture_spec($1, $2)",
@@ -648,8 +670,7 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 		}
 	}
 	MemoryContextSwitchTo(old);
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);	/* on error, abort restores it */
+	SpiDone(&saved);
 
 	if (lk[0][0])
 		PrepareLookup(&map->account_lookup, (Oid) strtoul(lk[0][0], NULL, 10),
@@ -1178,17 +1199,6 @@ TypeCode(const char *type)
 }
 
 /*
- * Render an event straight into the buffer of its chunk, in the outbox's
- * compact form (expanded by connector._event when read): a JSON array of
- * type (its number in event_types, or text), account [id, name, kind],
- * entitlement [id, name], after, before, credential id, expires_at and
- * timestamp, the parts most events have first.  An absent part is null, and
- * so is a timestamp equal to the row's occurred_at (most are: the statement
- * time of the row's first event); nulls at the end are left out (a missing
- * element reads as null).  before and after are rows of map's table, or
- * given as JSON text (_emit).
- */
-/*
  * Parts of a compact event: a null is written only when a later part
  * follows it, so the nulls at the end are left out.
  */
@@ -1247,6 +1257,17 @@ IdentityPart(PartWriter *w, const char *id, const char *name, const char *kind, 
 	appendStringInfoChar(buf, ']');
 }
 
+/*
+ * Render an event straight into the buffer of its chunk, in the outbox's
+ * compact form (expanded by connector._event when read): a JSON array of
+ * type (its number in event_types, or text), account [id, name, kind],
+ * entitlement [id, name], after, before, credential id, expires_at and
+ * timestamp, the parts most events have first.  An absent part is null, and
+ * so is a timestamp equal to the row's occurred_at (most are: the statement
+ * time of the row's first event); nulls at the end are left out (a missing
+ * element reads as null).  before and after are rows of map's table, or
+ * given as JSON text (_emit).
+ */
 static void
 EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, TupleDesc desc)
 {
@@ -1571,16 +1592,11 @@ RenderSlotPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, 
 static bool
 QueryPart(StringInfo buf, NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 {
-	Oid			save_userid;
-	int			save_sec;
+	SavedUser	saved;
 	int			ret;
 	bool		keep = false;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "connector capture: SPI_connect failed");
+	SpiAsSuperuser(&saved);
 	if (lk->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(lk->query, 1, &lk->id_typid);
@@ -1609,8 +1625,7 @@ QueryPart(StringInfo buf, NameLookup *lk, Datum key, MappedCol *id, bool with_ki
 	}
 	else
 		RenderPart(buf, key, id, NULL, NULL, with_kind);
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);	/* on error, abort restores it */
+	SpiDone(&saved);
 	return keep;
 }
 
@@ -1706,7 +1721,7 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 	Relation	idx;
 	IndexScanDesc scan;
 	ScanKeyData skey;
-	TupleTableSlot *slot = NULL;
+	TupleTableSlot *slot;
 	NameKey		k;
 	NameEntry  *entry;
 	bool		cacheable = lk->valid && NameCacheKey(lk, key, id, with_kind, &k);
@@ -2204,6 +2219,7 @@ Datum
 connector_emit(PG_FUNCTION_ARGS)
 {
 	EventRec	ev = {0};
+	int			code;
 
 	if (!superuser())
 		ereport(ERROR,
@@ -2212,8 +2228,9 @@ connector_emit(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		elog(ERROR, "_emit: app and type are required");
 	ev.type = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (TypeNumber(ev.type) > 0)
-		ev.type = event_types[TypeNumber(ev.type)];	/* see TypeCode */
+	code = TypeNumber(ev.type);
+	if (code > 0)
+		ev.type = event_types[code];	/* see TypeCode */
 	if (!PG_ARGISNULL(2))
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();
