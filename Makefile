@@ -9,6 +9,7 @@ MODULE_big = connector
 OBJS = \
 	src/connector.o \
 	src/origin.o \
+	src/owner.o \
 	src/capture.o \
 	src/dispatcher.o \
 	src/http.o \

@@ -143,6 +143,8 @@ typedef struct NameLookup
 	Oid			collation;
 	AttrNumber	id_att;
 	Oid			id_typid;
+	Oid			id_basetype;	/* what a key must be to be looked up */
+	Oid			owner;			/* a partitioned table's query runs as it */
 	AttrNumber	name_att;
 	AttrNumber	kind_att;		/* 0: none */
 	FmgrInfo	name_out;		/* output functions of the name and kind */
@@ -506,6 +508,8 @@ PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 
 	rel = table_open(relid, AccessShareLock);
 	lk->id_typid = TupleDescAttr(RelationGetDescr(rel), idatt - 1)->atttypid;
+	lk->id_basetype = getBaseType(lk->id_typid);
+	lk->owner = rel->rd_rel->relowner;
 	lk->name_typid = AttOutput(rel, lk->name_att, &lk->name_out, cxt);
 	if (lk->kind_att > 0)
 		lk->kind_typid = AttOutput(rel, lk->kind_att, &lk->kind_out, cxt);
@@ -542,7 +546,9 @@ PrepareLookup(NameLookup *lk, Oid relid, const char *idcol, const char *namecol,
 
 /*
  * SPI as the bootstrap superuser, in a restricted operation: capture reads
- * what the role running the DML may not (the mapping, a name table).
+ * the mapping, which the role running the DML may not read.  Nothing of the
+ * application's runs there: the mapping query touches the extension's own
+ * catalog only.
  */
 typedef struct SavedUser
 {
@@ -671,6 +677,27 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	}
 	MemoryContextSwitchTo(old);
 	SpiDone(&saved);
+
+	/*
+	 * The enabled value's output form, as the trigger will see the column:
+	 * its type's input runs as the table's owner (an enum's or a domain's
+	 * input may be the owner's code: a domain's CHECK).
+	 */
+	if (map->enabled_value && map->purpose[P_STATUS] >= 0)
+	{
+		MappedCol  *st = &map->cols[map->purpose[P_STATUS]];
+		Oid			typinput;
+		Oid			typioparam;
+		ConnectorSavedRole as_owner;
+		Datum		d;
+
+		getTypeInputInfo(st->typid, &typinput, &typioparam);
+		ConnectorActAs(rel->rd_rel->relowner, &as_owner);
+		d = OidInputFunctionCall(typinput, map->enabled_value, typioparam,
+								 TupleDescAttr(RelationGetDescr(rel), st->attnum - 1)->atttypmod);
+		ConnectorActAsEnd(&as_owner);
+		map->enabled_value = MemoryContextStrdup(map->cxt, OutputFunctionCall(&st->outfn, d));
+	}
 
 	if (lk[0][0])
 		PrepareLookup(&map->account_lookup, (Oid) strtoul(lk[0][0], NULL, 10),
@@ -1584,19 +1611,21 @@ RenderSlotPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, 
 
 /*
  * Render into buf the part of the partitioned table's row whose id is key,
- * by lk's query, run as the bootstrap superuser like the mapping is read
- * (the role running the DML may not read the table; the index scan of an
- * ordinary table does not check either).  True when the row may be cached:
- * found, not written by this transaction, and with no xmax at all.
+ * by lk's query, run as the table's owner (the role running the DML may not
+ * read the table, and routing to a partition may evaluate the owner's
+ * partition key expressions).  True when the row may be cached: found, not
+ * written by this transaction, and with no xmax at all.
  */
 static bool
 QueryPart(StringInfo buf, NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 {
-	SavedUser	saved;
+	ConnectorSavedRole as_owner;
 	int			ret;
 	bool		keep = false;
 
-	SpiAsSuperuser(&saved);
+	ConnectorActAs(lk->owner, &as_owner);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector capture: SPI_connect failed");
 	if (lk->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(lk->query, 1, &lk->id_typid);
@@ -1625,7 +1654,8 @@ QueryPart(StringInfo buf, NameLookup *lk, Datum key, MappedCol *id, bool with_ki
 	}
 	else
 		RenderPart(buf, key, id, NULL, NULL, with_kind);
-	SpiDone(&saved);
+	SPI_finish();
+	ConnectorActAsEnd(&as_owner);
 	return keep;
 }
 
@@ -1724,7 +1754,8 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 	TupleTableSlot *slot;
 	NameKey		k;
 	NameEntry  *entry;
-	bool		cacheable = lk->valid && NameCacheKey(lk, key, id, with_kind, &k);
+	bool		cacheable = lk->valid && id->basetype == lk->id_basetype &&
+		NameCacheKey(lk, key, id, with_kind, &k);
 	StringInfoData buf;
 	bool		keep = false;
 
@@ -1740,7 +1771,13 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 			return entry->part;
 	}
 	initStringInfo(&buf);
-	if (!lk->valid)
+
+	/*
+	 * A key of another type than the id (a column retyped since the map was
+	 * built: reported as tampering) is never passed to the id type's
+	 * functions: the event names no name.
+	 */
+	if (!lk->valid || id->basetype != lk->id_basetype)
 	{
 		RenderPart(&buf, key, id, NULL, NULL, with_kind);
 		return buf.data;

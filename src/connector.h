@@ -43,6 +43,19 @@ typedef struct ConnectorOrigin
 
 extern void ConnectorOriginInit(void);
 extern const ConnectorOrigin *ConnectorCurrentOrigin(void);
+extern bool ConnectorOriginStatementBegin(void);
+extern void ConnectorOriginStatementEnd(void);
+
+/* in owner.c */
+typedef struct ConnectorSavedRole
+{
+	Oid			userid;
+	int			sec;
+	int			nestlevel;
+} ConnectorSavedRole;
+
+extern void ConnectorActAs(Oid role, ConnectorSavedRole *save);
+extern void ConnectorActAsEnd(ConnectorSavedRole *save);
 
 /* in capture.c */
 extern void ConnectorCaptureInit(void);

@@ -11,6 +11,14 @@
  * it set, and transaction end drops them all, so an error inside an API call
  * can never leave later direct DML labelled as a platform change.
  *
+ * A mark covers the API's own statements only: the statement that
+ * _owner_exec() runs for the call (owner.c), and what executes at its query
+ * level, such as foreign-key cascades (the RI triggers queue their rows'
+ * triggers there).  Anything the application's code runs as statements of its
+ * own (its triggers, rules) is a nested query and is direct, however it was
+ * set off.  Executor hooks keep track of the query whose rows are being
+ * processed.
+ *
  * IDENTIFICATION
  *	  src/origin.c
  *
@@ -19,6 +27,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -39,6 +48,17 @@ static OriginEntry origin_stack[ORIGIN_STACK_DEPTH];
 static int	origin_depth = 0;
 static ConnectorOrigin no_origin = {false, "direct", NULL, NULL, InvalidOid, 0};
 static uint64 origin_generation = 0;
+
+/* the API's statement, and the query whose rows are being processed now */
+static bool platform_pending = false;
+static QueryDesc *pending_parent = NULL;	/* the query running at that time */
+static QueryDesc *platform_qd = NULL;
+static QueryDesc *active_qd = NULL;
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
 PG_FUNCTION_INFO_V1(connector_origin_begin);
 PG_FUNCTION_INFO_V1(connector_origin_end);
@@ -67,6 +87,9 @@ OriginXactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			while (origin_depth > 0)
 				OriginEntryFree(&origin_stack[--origin_depth]);
+			platform_pending = false;
+			platform_qd = NULL;
+			active_qd = NULL;
 			break;
 		default:
 			break;
@@ -97,19 +120,126 @@ OriginSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-/* Register the transaction callbacks; called once per backend. */
+/*
+ * The API's statement is the data-changing statement that starts at the
+ * level of the _owner_* call while it is pending (not inside another query,
+ * such as a function its SELECT calls) and sets the command tag (a rule's
+ * added actions do not; the original statement does).
+ */
+static void
+OriginExecutorStart(QueryDesc *qd, int eflags)
+{
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+	if (platform_pending && active_qd == pending_parent &&
+		qd->operation != CMD_SELECT && qd->plannedstmt->canSetTag)
+	{
+		platform_qd = qd;
+		platform_pending = false;
+	}
+}
+
+static void
+OriginExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
+{
+	QueryDesc  *save = active_qd;
+
+	active_qd = qd;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(qd, direction, count, execute_once);
+		else
+			standard_ExecutorRun(qd, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		active_qd = save;
+	}
+	PG_END_TRY();
+}
+
+/* AFTER row triggers of a statement fire here, at its query level. */
+static void
+OriginExecutorFinish(QueryDesc *qd)
+{
+	QueryDesc  *save = active_qd;
+
+	active_qd = qd;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_FINALLY();
+	{
+		active_qd = save;
+	}
+	PG_END_TRY();
+}
+
+static void
+OriginExecutorEnd(QueryDesc *qd)
+{
+	if (qd == platform_qd)
+		platform_qd = NULL;
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(qd);
+	else
+		standard_ExecutorEnd(qd);
+}
+
+/* Register the transaction callbacks and executor hooks; once per backend. */
 void
 ConnectorOriginInit(void)
 {
 	RegisterXactCallback(OriginXactCallback, NULL);
 	RegisterSubXactCallback(OriginSubXactCallback, NULL);
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = OriginExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = OriginExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = OriginExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = OriginExecutorEnd;
 }
 
-/* The innermost active mark, or a "direct" origin when there is none. */
+/*
+ * The statement an _owner_* function is about to run is the API's own when an
+ * origin mark is set: true when it is.  ConnectorOriginStatementEnd()
+ * follows, whatever happens.
+ */
+bool
+ConnectorOriginStatementBegin(void)
+{
+	if (origin_depth == 0)
+		return false;
+	platform_pending = true;
+	pending_parent = active_qd;
+	platform_qd = NULL;
+	return true;
+}
+
+void
+ConnectorOriginStatementEnd(void)
+{
+	platform_pending = false;
+	platform_qd = NULL;
+}
+
+/*
+ * The origin of a row being captured now: the innermost mark when the row
+ * belongs to the API's own statement, else a "direct" origin.
+ */
 const ConnectorOrigin *
 ConnectorCurrentOrigin(void)
 {
-	if (origin_depth == 0)
+	if (origin_depth == 0 || platform_qd == NULL || active_qd != platform_qd)
 		return &no_origin;
 	return &origin_stack[origin_depth - 1].origin;
 }

@@ -34,6 +34,7 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "parser/parse_coerce.h"
 #include "tcop/dest.h"
 #include "utils/builtins.h"
@@ -1309,6 +1310,8 @@ connector_reconcile_compare(PG_FUNCTION_ARGS)
 	JsonbValue *res;
 	Oid			acc_typ;
 	Oid			ent_typ;
+	Oid			owner;
+	ConnectorSavedRole as_owner;
 
 	if (getKeyJsonValueFromContainer(&m->root, "cache", 5, &cache) == NULL ||
 		cache.type != jbvBinary)
@@ -1331,17 +1334,29 @@ connector_reconcile_compare(PG_FUNCTION_ARGS)
 		v.type == jbvString && v.val.string.len == 6 && strncmp(v.val.string.val, "scalar", 6) == 0;
 	st->accs = rcacc_create(st->cxt, RcExpectedAccounts(m, desired), st);
 
+	owner = RcJsonbOid(&m->root, "owner");
+	if (!OidIsValid(owner))
+		elog(ERROR, "the write mapping has no owner");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	MemoryContextSwitchTo(st->cxt);	/* SPI_connect switched to its own */
 
-	/* the desired side */
+	/*
+	 * Ids are parsed and the application's tables read as their owner (a
+	 * domain's check or an operator is the owner's code); a desired table is
+	 * read with the rights of the role that called the API.
+	 */
+	ConnectorActAs(owner, &as_owner);
 	if (desired != NULL)
 		RcReadJsonb(st, desired);
 	else
 	{
+		ConnectorSavedRole as_caller;
+
 		st->complete = true;	/* a desired table lists every account */
+		ConnectorActAs(GetOuterUserId(), &as_caller);
 		RcRunQuery(st, tab_sql, RcTableRow, 3, TEXTOID, TEXTOID, BOOLOID);
+		ConnectorActAsEnd(&as_caller);
 	}
 
 	if (!st->invalid)
@@ -1358,6 +1373,7 @@ connector_reconcile_compare(PG_FUNCTION_ARGS)
 			RcRunQuery(st, ent_sql, RcEntRow, 1, ent_typ, InvalidOid, InvalidOid);
 		}
 	}
+	ConnectorActAsEnd(&as_owner);
 	SPI_finish();
 
 	/* the result, in the caller's memory */

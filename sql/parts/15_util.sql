@@ -21,7 +21,9 @@ END
 $$;
 
 -- The mapping of a registered application: its spec, with the OID of each
--- mapped table under "<section>"->"relid".  Unknown app: undefined_object.
+-- mapped table under "<section>"->"relid" and, under "owner", the role that
+-- owns the accounts table: every statement on the application's tables runs
+-- as that role (_owner_*).  Unknown app: undefined_object.
 CREATE FUNCTION @extschema@._mapping(p_app text) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -39,7 +41,8 @@ BEGIN
 								 m->t.role || jsonb_build_object('relid', t.relid::oid))
 	  INTO m
 	  FROM @extschema@.app_table t WHERE t.app = p_app;
-	RETURN m || jsonb_build_object('app', p_app);
+	RETURN m || jsonb_build_object('app', p_app, 'owner',
+		(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = (m->'accounts'->>'relid')::oid));
 END
 $$;
 
@@ -53,15 +56,23 @@ $$;
 
 -- Parse text as a value of type typ and return its canonical text form.
 -- Text that does not parse raises invalid_text_representation naming what.
-CREATE FUNCTION @extschema@._parse(val text, typ regtype, what text, p_app text)
+-- A type that is not built in (a domain, an enum, ...) may run the
+-- application's code (a domain's CHECK, a cast): its cast runs as owner,
+-- by default the owner of p_app's tables.
+CREATE FUNCTION @extschema@._parse(val text, typ regtype, what text, p_app text,
+								   owner oid DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r text;
 BEGIN
-	EXECUTE format('SELECT $1::%s::text', typ) INTO r USING val;
-	RETURN r;
+	IF typ::oid < 16384 THEN	-- FirstNormalObjectId: built in
+		EXECUTE format('SELECT $1::%s::text', typ) INTO r USING val;
+		RETURN r;
+	END IF;
+	owner := COALESCE(owner, (@extschema@._mapping(p_app)->>'owner')::oid);
+	RETURN @extschema@._owner_value(owner, format('SELECT $1::%s::text', typ), val);
 EXCEPTION WHEN data_exception THEN
 	RAISE EXCEPTION '% "%" is not a valid % in application "%"', what,
 		left(val, 200), typ, p_app

@@ -127,13 +127,14 @@ $$;
 
 -- Parse the string at a mapping key as a value of type typ; a value that does
 -- not parse is a bad mapping (invalid_parameter_value), not bad API input.
-CREATE FUNCTION @extschema@._spec_value(val text, typ regtype, key text) RETURNS text
+CREATE FUNCTION @extschema@._spec_value(val text, typ regtype, key text, owner oid DEFAULT NULL)
+RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	why text;
 BEGIN
-	RETURN @extschema@._parse(val, typ, key, '');
+	RETURN @extschema@._parse(val, typ, key, '', owner);
 EXCEPTION WHEN invalid_text_representation THEN
 	GET STACKED DIAGNOSTICS why = PG_EXCEPTION_DETAIL;
 	RAISE EXCEPTION 'mapping key "%": "%" is not a valid %', key, left(val, 200), typ
@@ -223,6 +224,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	typ regtype;
 	cat "char";
+	owner oid;
 BEGIN
 	PERFORM @extschema@._spec_keys(st, 'accounts.status.', ARRAY['column', 'enabled', 'disabled']);
 	typ := @extschema@._spec_column(rel, st, 'column', 'accounts.status.', true);
@@ -251,8 +253,10 @@ BEGIN
 			RAISE EXCEPTION 'mapping keys "accounts.status.enabled" and "accounts.status.disabled" must be two different strings for % column "%"', typ, st->>'column'
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
-		PERFORM @extschema@._spec_value(st->>'enabled', typ, 'accounts.status.enabled');
-		PERFORM @extschema@._spec_value(st->>'disabled', typ, 'accounts.status.disabled');
+		-- an enum's or domain's input runs as the table's owner
+		owner := (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = rel);
+		PERFORM @extschema@._spec_value(st->>'enabled', typ, 'accounts.status.enabled', owner);
+		PERFORM @extschema@._spec_value(st->>'disabled', typ, 'accounts.status.disabled', owner);
 	ELSE
 		RAISE EXCEPTION 'mapping key "accounts.status.column" names a column of type %', typ
 			USING ERRCODE = 'datatype_mismatch',
@@ -471,6 +475,38 @@ BEGIN
 END
 $$;
 
+-- Mapping a table installs capture triggers on it and lets the platform
+-- write to it as its owner: only a member of the owning role may do that
+-- (or a superuser).  The tables of one application have one owner, the
+-- role every statement on them runs as.
+CREATE FUNCTION @extschema@._check_owner(p_app text, rels oid[]) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	who oid := @extschema@._outer_user();
+	t record;
+	first oid;
+BEGIN
+	FOR t IN SELECT c.oid, c.relowner FROM unnest(rels) WITH ORDINALITY r(relid, o)
+			   JOIN pg_catalog.pg_class c ON c.oid = r.relid ORDER BY r.o LOOP
+		IF NOT pg_has_role(who, t.relowner, 'USAGE') THEN
+			RAISE EXCEPTION 'permission denied to map table %', t.oid::regclass
+				USING ERRCODE = 'insufficient_privilege',
+					  DETAIL = format('Table %s is owned by role %s.', t.oid::regclass, t.relowner::regrole),
+					  HINT = 'Only a member of the table''s owning role can map it, or unmap it.';
+		END IF;
+		first := COALESCE(first, t.relowner);
+		IF t.relowner <> first THEN
+			RAISE EXCEPTION 'tables of application "%" have different owners', p_app
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('Table %s is owned by role %s, the accounts table by role %s.',
+									  t.oid::regclass, t.relowner::regrole, first::regrole),
+					  HINT = 'The connector acts on an application''s tables as their one owner; give them one.';
+		END IF;
+	END LOOP;
+END
+$$;
+
 CREATE FUNCTION @extschema@.register_app(app text, spec jsonb) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -489,6 +525,7 @@ BEGIN
 	SELECT array_agg(v.role), array_agg(v.relid) INTO roles, rels
 	  FROM @extschema@._spec_validate(p_app, p_spec) v;
 
+	PERFORM @extschema@._check_owner(p_app, rels);
 	SELECT at.app, at.relid INTO other FROM @extschema@.app_table at
 	 WHERE at.relid = ANY (rels) AND at.app <> p_app LIMIT 1;
 	IF FOUND THEN
@@ -517,6 +554,9 @@ DECLARE
 BEGIN
 	PERFORM @extschema@._mapping(p_app);	-- undefined_object when unknown
 	PERFORM pg_advisory_xact_lock('@extschema@.app'::regclass::oid::int, hashtext(p_app));
+	PERFORM @extschema@._check_owner(p_app, ARRAY(
+		SELECT t.relid::oid FROM @extschema@.app_table t WHERE t.app = p_app
+		 ORDER BY t.role <> 'accounts', t.role));
 	PERFORM @extschema@._capture_uninstall(p_app);
 	DELETE FROM @extschema@.app a WHERE a.app = p_app;
 END

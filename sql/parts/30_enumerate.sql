@@ -1,6 +1,8 @@
 -- Enumeration: keyset-paged reads of accounts, entitlements and credentials.
 -- Pages follow the id column's own order (numbers sort numerically) and use
--- its unique index, so the last page costs what the first does.
+-- its unique index, so the last page costs what the first does.  Each page
+-- is read as the owner of the application's tables (_owner_query), so a
+-- cast or operator the owner defined never runs with more than its rights.
 
 -- SQL expression (over alias t) for the account's entitlement ids.
 CREATE FUNCTION @extschema@._entitlements_expr(m jsonb) RETURNS text
@@ -84,14 +86,17 @@ BEGIN
 	IF after IS NOT NULL THEN
 		after := @extschema@._parse(after, @extschema@._coltype(rel, a->>'id'), 'after', app);
 	END IF;
-	RETURN QUERY EXECUTE @extschema@._page_sql(format(
+	RETURN QUERY SELECT * FROM @extschema@._owner_query((m->>'owner')::oid,
+		@extschema@._page_sql(format(
 		't.%I::text, t.%I::text, %s, %s, %s, %s, %s',
 		a->>'id', a->>'name', @extschema@._enabled_expr(m),
 		CASE WHEN a ? 'kind' THEN format('t.%I::text', a->>'kind') ELSE 'NULL::text' END,
 		CASE WHEN a ? 'owner' THEN format('t.%I::text', a->>'owner') ELSE 'NULL::text' END,
 		@extschema@._attributes_expr(a), @extschema@._entitlements_expr(m)),
-		rel, a->>'id', after IS NOT NULL)
-	USING after, "limit", a->'status'->>'enabled';
+		rel, a->>'id', after IS NOT NULL),
+		after, "limit", a->'status'->>'enabled')
+		AS x(id text, name text, enabled boolean, kind text, owner text,
+			 attributes jsonb, entitlements text[]);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.accounts(text, text, int) IS
@@ -115,14 +120,16 @@ BEGIN
 	IF after IS NOT NULL THEN
 		after := @extschema@._parse(after, @extschema@._coltype(rel, e->>'id'), 'after', app);
 	END IF;
-	RETURN QUERY EXECUTE @extschema@._page_sql(format(
+	RETURN QUERY SELECT * FROM @extschema@._owner_query((m->>'owner')::oid,
+		@extschema@._page_sql(format(
 		't.%I::text, t.%I::text, %s, %s',
 		e->>'id', e->>'name',
 		CASE WHEN e ? 'privileged' THEN format('COALESCE(t.%I, false)', e->>'privileged')
 			 ELSE 'false' END,
 		@extschema@._attributes_expr(e)),
-		rel, e->>'id', after IS NOT NULL)
-	USING after, "limit";
+		rel, e->>'id', after IS NOT NULL),
+		after, "limit")
+		AS x(id text, name text, privileged boolean, attributes jsonb);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.entitlements(text, text, int) IS
@@ -147,15 +154,18 @@ BEGIN
 	IF after IS NOT NULL THEN
 		after := @extschema@._parse(after, @extschema@._coltype(rel, c->>'id'), 'after', app);
 	END IF;
-	RETURN QUERY EXECUTE @extschema@._page_sql(format(
+	RETURN QUERY SELECT * FROM @extschema@._owner_query((m->>'owner')::oid,
+		@extschema@._page_sql(format(
 		't.%I::text, t.%I::text, %s, %s, %s, %s',
 		c->>'id', c->>'account',
 		CASE WHEN c ? 'created' THEN format('t.%I::timestamptz', c->>'created') ELSE 'NULL::timestamptz' END,
 		CASE WHEN c ? 'expires' THEN format('t.%I::timestamptz', c->>'expires') ELSE 'NULL::timestamptz' END,
 		CASE WHEN c ? 'last_used' THEN format('t.%I::timestamptz', c->>'last_used') ELSE 'NULL::timestamptz' END,
 		CASE WHEN c ? 'revoked' THEN format('t.%I::timestamptz', c->>'revoked') ELSE 'NULL::timestamptz' END),
-		rel, c->>'id', after IS NOT NULL)
-	USING after, "limit";
+		rel, c->>'id', after IS NOT NULL),
+		after, "limit")
+		AS x(id text, account text, created timestamptz, expires timestamptz,
+			 last_used timestamptz, revoked timestamptz);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.credentials(text, text, int) IS

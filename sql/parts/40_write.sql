@@ -103,10 +103,9 @@ DECLARE
 BEGIN
 	PERFORM @extschema@._require(account, 'account');
 	id := @extschema@._id(account, typ, 'account', m->>'app');
-	EXECUTE format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I = $1::%3$s FOR %4$s',
+	found_id := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I = $1::%3$s FOR %4$s',
 				   a->>'id', ((a->>'relid')::oid)::regclass, typ,
-				   CASE WHEN for_delete THEN 'UPDATE' ELSE 'NO KEY UPDATE' END)
-		INTO found_id USING id;
+				   CASE WHEN for_delete THEN 'UPDATE' ELSE 'NO KEY UPDATE' END), id);
 	IF found_id IS NULL THEN
 		RAISE EXCEPTION 'account "%" not found in application "%"', left(account, 200), m->>'app'
 			USING ERRCODE = 'no_data_found';
@@ -193,9 +192,8 @@ BEGIN
 	PERFORM @extschema@._require(entitlement, 'entitlement');
 	id := @extschema@._id(entitlement, typ, 'entitlement', m->>'app');
 	IF e IS NOT NULL THEN
-		EXECUTE format('SELECT 1 FROM %2$s t WHERE t.%1$I = $1::%3$s FOR KEY SHARE',
-					   e->>'id', ((e->>'relid')::oid)::regclass, typ)
-			INTO hit USING id;
+		hit := @extschema@._owner_value((m->>'owner')::oid, format('SELECT 1 FROM %2$s t WHERE t.%1$I = $1::%3$s FOR KEY SHARE',
+					   e->>'id', ((e->>'relid')::oid)::regclass, typ), id)::int;
 		IF hit IS NULL THEN
 			RAISE EXCEPTION 'entitlement "%" not found in application "%"', left(entitlement, 200), m->>'app'
 				USING ERRCODE = 'no_data_found';
@@ -235,10 +233,9 @@ BEGIN
 	IF NOT m ? 'grants' THEN
 		RETURN '{}';
 	END IF;
-	EXECUTE format('SELECT %s FROM %s t WHERE t.%I = $1::%s',
+	r := @extschema@._owner_value((m->>'owner')::oid, format('SELECT %s FROM %s t WHERE t.%I = $1::%s',
 				   @extschema@._entitlements_expr(m), ((m->'accounts'->>'relid')::oid)::regclass,
-				   m->'accounts'->>'id', @extschema@._account_type(m))
-		INTO r USING acc;
+				   m->'accounts'->>'id', @extschema@._account_type(m)), acc)::text[];
 	RETURN r;
 END
 $$;
@@ -260,55 +257,46 @@ DECLARE
 	n bigint;
 BEGIN
 	IF shape = 'table' THEN
-		EXECUTE format('SELECT true FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s LIMIT 1',
+		present := @extschema@._owner_value((m->>'owner')::oid, format('SELECT true FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s LIMIT 1',
 					   ((g->>'relid')::oid)::regclass, g->>'account', acc_typ,
-					   g->>'entitlement', ent_typ)
-			INTO present USING acc, ent;
+					   g->>'entitlement', ent_typ), acc, ent)::boolean;
 		IF present THEN
 			IF g ? 'expires' THEN
-				EXECUTE format('UPDATE %s t SET %3$I = $3 WHERE t.%2$I = $1::%4$s AND t.%5$I = $2::%6$s'
+				n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %3$I = $3 WHERE t.%2$I = $1::%4$s AND t.%5$I = $2::%6$s'
 							   ' AND t.%3$I IS DISTINCT FROM $3',
 							   ((g->>'relid')::oid)::regclass, g->>'account', g->>'expires',
-							   acc_typ, g->>'entitlement', ent_typ)
-					USING acc, ent, exp;
-				GET DIAGNOSTICS n = ROW_COUNT;
+							   acc_typ, g->>'entitlement', ent_typ), acc, ent, exp);
 				RETURN n > 0;
 			END IF;
 			RETURN @extschema@._set_expiry(m, acc, ent, exp);
 		END IF;
 		IF g ? 'expires' THEN
-			EXECUTE format('INSERT INTO %s (%I, %I, %I) VALUES ($1::%s, $2::%s, $3)',
+			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('INSERT INTO %s (%I, %I, %I) VALUES ($1::%s, $2::%s, $3)',
 						   ((g->>'relid')::oid)::regclass, g->>'account', g->>'entitlement',
-						   g->>'expires', acc_typ, ent_typ)
-				USING acc, ent, exp;
+						   g->>'expires', acc_typ, ent_typ), acc, ent, exp);
 		ELSE
-			EXECUTE format('INSERT INTO %s (%I, %I) VALUES ($1::%s, $2::%s)',
+			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('INSERT INTO %s (%I, %I) VALUES ($1::%s, $2::%s)',
 						   ((g->>'relid')::oid)::regclass, g->>'account', g->>'entitlement',
-						   acc_typ, ent_typ)
-				USING acc, ent;
+						   acc_typ, ent_typ), acc, ent);
 			PERFORM @extschema@._set_expiry(m, acc, ent, exp);
 		END IF;
 		RETURN true;
 	ELSIF shape = 'array' THEN
-		EXECUTE format('SELECT COALESCE($2::%s = ANY (t.%I), false) FROM %s t WHERE t.%I = $1::%s',
-					   ent_typ, g->>'column', acc_rel, a->>'id', acc_typ)
-			INTO present USING acc, ent;
+		present := @extschema@._owner_value((m->>'owner')::oid, format('SELECT COALESCE($2::%s = ANY (t.%I), false) FROM %s t WHERE t.%I = $1::%s',
+					   ent_typ, g->>'column', acc_rel, a->>'id', acc_typ), acc, ent)::boolean;
 		IF NOT present THEN
-			EXECUTE format('UPDATE %s t SET %2$I = pg_catalog.array_append(COALESCE(t.%2$I, ''{}''), $2::%3$s)'
+			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = pg_catalog.array_append(COALESCE(t.%2$I, ''{}''), $2::%3$s)'
 						   ' WHERE t.%4$I = $1::%5$s',
-						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ)
-				USING acc, ent;
+						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
 		END IF;
 	ELSE
-		EXECUTE format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s',
-					   g->>'column', acc_rel, a->>'id', acc_typ)
-			INTO old USING acc;
+		old := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s',
+					   g->>'column', acc_rel, a->>'id', acc_typ), acc);
 		present := old IS NOT DISTINCT FROM ent;
 		IF NOT present THEN
 			-- One entitlement per account: the grant replaces the previous one.
-			EXECUTE format('UPDATE %s t SET %I = $2::%s WHERE t.%I = $1::%s',
-						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ)
-				USING acc, ent;
+			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %I = $2::%s WHERE t.%I = $1::%s',
+						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
 			IF old IS NOT NULL THEN
 				PERFORM @extschema@._set_expiry(m, acc, old, NULL);
 			END IF;
@@ -333,21 +321,17 @@ DECLARE
 	n bigint;
 BEGIN
 	IF shape = 'table' THEN
-		EXECUTE format('DELETE FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s',
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s',
 					   ((g->>'relid')::oid)::regclass, g->>'account', acc_typ,
-					   g->>'entitlement', ent_typ)
-			USING acc, ent;
+					   g->>'entitlement', ent_typ), acc, ent);
 	ELSIF shape = 'array' THEN
-		EXECUTE format('UPDATE %s t SET %2$I = pg_catalog.array_remove(t.%2$I, $2::%3$s)'
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = pg_catalog.array_remove(t.%2$I, $2::%3$s)'
 					   ' WHERE t.%4$I = $1::%5$s AND $2::%3$s = ANY (t.%2$I)',
-					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ)
-			USING acc, ent;
+					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
 	ELSE
-		EXECUTE format('UPDATE %s t SET %2$I = NULL WHERE t.%4$I = $1::%5$s AND t.%2$I = $2::%3$s',
-					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ)
-			USING acc, ent;
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = NULL WHERE t.%4$I = $1::%5$s AND t.%2$I = $2::%3$s',
+					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
 	END IF;
-	GET DIAGNOSTICS n = ROW_COUNT;
 	PERFORM @extschema@._set_expiry(m, acc, ent, NULL);
 	RETURN n > 0;
 END
@@ -365,19 +349,16 @@ DECLARE
 	n bigint;
 BEGIN
 	IF st->>'disabled' = 'timestamp' AND NOT st ? 'enabled' THEN
-		EXECUTE format('UPDATE %s t SET %2$I = %3$s WHERE t.%4$I = $1::%5$s AND t.%2$I IS %6$s',
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = %3$s WHERE t.%4$I = $1::%5$s AND t.%2$I IS %6$s',
 					   rel, st->>'column',
 					   CASE WHEN enabled THEN 'NULL' ELSE 'pg_catalog.now()' END,
 					   a->>'id', @extschema@._account_type(m),
-					   CASE WHEN enabled THEN 'NOT NULL' ELSE 'NULL' END)
-			USING acc;
+					   CASE WHEN enabled THEN 'NOT NULL' ELSE 'NULL' END), acc);
 	ELSE
-		EXECUTE format('UPDATE %s t SET %2$I = $2::%3$s WHERE t.%4$I = $1::%5$s'
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = $2::%3$s WHERE t.%4$I = $1::%5$s'
 					   ' AND t.%2$I IS DISTINCT FROM $2::%3$s',
-					   rel, st->>'column', typ, a->>'id', @extschema@._account_type(m))
-			USING acc, CASE WHEN enabled THEN st->>'enabled' ELSE st->>'disabled' END;
+					   rel, st->>'column', typ, a->>'id', @extschema@._account_type(m)), acc, CASE WHEN enabled THEN st->>'enabled' ELSE st->>'disabled' END);
 	END IF;
-	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n > 0;
 END
 $$;
@@ -393,12 +374,11 @@ BEGIN
 	IF c IS NULL THEN
 		RETURN '{}';
 	END IF;
-	EXECUTE format('SELECT COALESCE(array_agg(t.%1$I::text ORDER BY t.%1$I), ''{}'') FROM %2$s t'
+	r := @extschema@._owner_value((m->>'owner')::oid, format('SELECT COALESCE(array_agg(t.%1$I::text ORDER BY t.%1$I), ''{}'') FROM %2$s t'
 				   ' WHERE t.%3$I = $1::%4$s %5$s',
 				   c->>'id', ((c->>'relid')::oid)::regclass, c->>'account',
 				   @extschema@._account_type(m),
-				   CASE WHEN c ? 'revoked' THEN format('AND t.%I IS NULL', c->>'revoked') ELSE '' END)
-		INTO r USING acc;
+				   CASE WHEN c ? 'revoked' THEN format('AND t.%I IS NULL', c->>'revoked') ELSE '' END), acc)::text[];
 	RETURN r;
 END
 $$;
@@ -415,14 +395,11 @@ DECLARE
 	n bigint;
 BEGIN
 	IF c ? 'revoked' THEN
-		EXECUTE format('UPDATE %s t SET %2$I = pg_catalog.now() WHERE t.%3$I = $1::%4$s AND t.%2$I IS NULL',
-					   rel, c->>'revoked', c->>'id', typ)
-			USING cred;
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = pg_catalog.now() WHERE t.%3$I = $1::%4$s AND t.%2$I IS NULL',
+					   rel, c->>'revoked', c->>'id', typ), cred);
 	ELSE
-		EXECUTE format('DELETE FROM %s t WHERE t.%I = $1::%s', rel, c->>'id', typ)
-			USING cred;
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s', rel, c->>'id', typ), cred);
 	END IF;
-	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n > 0;
 END
 $$;
@@ -527,9 +504,8 @@ DECLARE
 BEGIN
 	PERFORM @extschema@._parse(name, @extschema@._coltype(rel, a->>'name'), 'name', m->>'app');
 	PERFORM pg_advisory_xact_lock(rel::int, hashtext(name));
-	EXECUTE format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s AND t.%1$I::text IS DISTINCT FROM $2 LIMIT 1',
-				   a->>'id', rel::regclass, a->>'name', @extschema@._coltype(rel, a->>'name'))
-		INTO other USING name, self;
+	other := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s AND t.%1$I::text IS DISTINCT FROM $2 LIMIT 1',
+				   a->>'id', rel::regclass, a->>'name', @extschema@._coltype(rel, a->>'name')), name, self);
 	IF other IS NOT NULL THEN
 		RAISE EXCEPTION 'account "%" already exists in application "%"', left(name, 200), m->>'app'
 			USING ERRCODE = 'unique_violation',
@@ -610,9 +586,8 @@ BEGIN
 	IF a->>'id' = ANY (v.cols) THEN
 		id := v.vals[array_position(v.cols, a->>'id')];
 		PERFORM @extschema@._require(id, format('attribute "%s"', a->>'id'));
-		EXECUTE format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I = $1::%3$s',
-					   a->>'id', rel::regclass, @extschema@._account_type(m))
-			INTO other USING id;
+		other := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I = $1::%3$s',
+					   a->>'id', rel::regclass, @extschema@._account_type(m)), id);
 		IF other IS NOT NULL THEN
 			RAISE EXCEPTION 'account "%" already exists in application "%"', other, m->>'app'
 				USING ERRCODE = 'unique_violation';
@@ -622,7 +597,7 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed',
 				  DETAIL = 'The account id column has no default.';
 	END IF;
-	EXECUTE format('INSERT INTO %s (%s) VALUES (%s) RETURNING %I::text',
+	id := @extschema@._owner_value((m->>'owner')::oid, format('INSERT INTO %s (%s) VALUES (%s) RETURNING %I::text',
 				   rel::regclass,
 				   (SELECT string_agg(format('%I', c), ', ' ORDER BY o)
 					  FROM unnest(a->>'name' || v.cols) WITH ORDINALITY x(c, o)),
@@ -630,8 +605,7 @@ BEGIN
 										   ELSE format('($2)[%s]::%s', o - 1, @extschema@._coltype(rel, c)) END,
 									  ', ' ORDER BY o)
 					  FROM unnest(a->>'name' || v.cols) WITH ORDINALITY x(c, o)),
-				   a->>'id')
-		INTO id USING args->>'name', v.vals;
+				   a->>'id'), args->>'name', v.vals);
 	RETURN to_jsonb(id);
 END
 $$;
@@ -656,16 +630,14 @@ BEGIN
 									 format('attribute "%s"', a->>'name'));
 		PERFORM @extschema@._check_name_free(m, v.vals[array_position(v.cols, a->>'name')], acc);
 	END IF;
-	EXECUTE format('UPDATE %s t SET %s WHERE t.%I = $1::%s AND (%s)',
+	n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %s WHERE t.%I = $1::%s AND (%s)',
 				   rel::regclass,
 				   (SELECT string_agg(format('%I = ($2)[%s]::%s', c, o, @extschema@._coltype(rel, c)), ', ')
 					  FROM unnest(v.cols) WITH ORDINALITY x(c, o)),
 				   a->>'id', @extschema@._account_type(m),
 				   (SELECT string_agg(format('t.%I::text IS DISTINCT FROM (($2)[%s]::%s)::text',
 											 c, o, @extschema@._coltype(rel, c)), ' OR ')
-					  FROM unnest(v.cols) WITH ORDINALITY x(c, o)))
-		USING acc, v.vals;
-	GET DIAGNOSTICS n = ROW_COUNT;
+					  FROM unnest(v.cols) WITH ORDINALITY x(c, o))), acc, v.vals);
 	RETURN to_jsonb(CASE WHEN n > 0 THEN 'updated' ELSE 'unchanged' END);
 END
 $$;
@@ -678,9 +650,8 @@ DECLARE
 	acc text := @extschema@._lock_account(m, args->>'account', true);
 BEGIN
 	PERFORM @extschema@._strip_account(m, acc);
-	EXECUTE format('DELETE FROM %s t WHERE t.%I = $1::%s',
-				   ((a->>'relid')::oid)::regclass, a->>'id', @extschema@._account_type(m))
-		USING acc;
+	PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s',
+				   ((a->>'relid')::oid)::regclass, a->>'id', @extschema@._account_type(m)), acc);
 	RETURN to_jsonb('deleted'::text);
 END
 $$;
@@ -719,10 +690,9 @@ BEGIN
 	END IF;
 	cred := @extschema@._id(args->>'credential', @extschema@._coltype(rel, c->>'id'),
 							   'credential', m->>'app');
-	EXECUTE format('SELECT %s FROM %s t WHERE t.%I = $1::%s FOR UPDATE',
+	revoked := @extschema@._owner_value((m->>'owner')::oid, format('SELECT %s FROM %s t WHERE t.%I = $1::%s FOR UPDATE',
 				   CASE WHEN c ? 'revoked' THEN format('t.%I IS NOT NULL', c->>'revoked') ELSE 'false' END,
-				   rel, c->>'id', @extschema@._coltype(rel, c->>'id'))
-		INTO revoked USING cred;
+				   rel, c->>'id', @extschema@._coltype(rel, c->>'id')), cred)::boolean;
 	IF revoked IS NULL THEN
 		RAISE EXCEPTION 'credential "%" not found in application "%"',
 			left(args->>'credential', 200), m->>'app'

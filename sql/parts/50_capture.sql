@@ -48,8 +48,6 @@ DECLARE
 	s jsonb := m->p_role;
 	a jsonb := m->'accounts';
 	e jsonb := m->'entitlements';
-	c text;
-	typ regtype;
 BEGIN
 	IF p_role = 'accounts' THEN
 		RETURN QUERY VALUES ('col:id', s->>'id'), ('col:name', s->>'name'),
@@ -59,12 +57,9 @@ BEGIN
 			IF s->'status'->>'disabled' = 'timestamp' AND NOT s->'status' ? 'enabled' THEN
 				RETURN QUERY VALUES ('status_shape', 'timestamp');
 			ELSE
-				typ := @extschema@._coltype((s->>'relid')::oid, s->'status'->>'column');
-				RETURN QUERY VALUES ('status_shape', 'value');
-				-- the value's output form, as the trigger will see the column
-				EXECUTE format('SELECT pg_catalog.format(''%%s'', $1::%s)', typ)
-					INTO c USING s->'status'->>'enabled';
-				RETURN QUERY VALUES ('enabled', c);
+				-- as given: the trigger reads it in the column's type, as the
+				-- table's owner
+				RETURN QUERY VALUES ('status_shape', 'value'), ('enabled', s->'status'->>'enabled');
 			END IF;
 		END IF;
 		IF m->'grants' ? 'column' THEN

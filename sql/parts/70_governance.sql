@@ -131,9 +131,11 @@ BEGIN
 	IF typ IN ('text'::regtype, 'character varying'::regtype) THEN
 		RETURN;
 	END IF;
-	FOR v IN EXECUTE format('SELECT s.id FROM (%s) s(pos, id) WHERE %s ORDER BY s.pos', src,
-							CASE WHEN re IS NULL THEN 'true' ELSE format('s.id !~ %L', re) END)
-		USING arg LOOP
+	-- the desired state is read with the caller's rights
+	FOR v IN SELECT x.id FROM @extschema@._owner_query(@extschema@._outer_user(),
+			format('SELECT s.id::text FROM (%s) s(pos, id) WHERE %s ORDER BY s.pos', src,
+				   CASE WHEN re IS NULL THEN 'true' ELSE format('s.id !~ %L', re) END),
+			arg) AS x(id text) LOOP
 		PERFORM @extschema@._parse(v, typ, what, p_app);
 	END LOOP;
 END
@@ -210,7 +212,8 @@ DECLARE
 	acc_typ regtype := @extschema@._account_type(m);
 	bad text;
 BEGIN
-	EXECUTE format('SELECT true FROM %s d WHERE d.account IS NULL LIMIT 1', desired) INTO bad;
+	bad := @extschema@._owner_value(@extschema@._outer_user(),
+		format('SELECT true FROM %s d WHERE d.account IS NULL LIMIT 1', desired));
 	IF bad IS NOT NULL THEN
 		RAISE EXCEPTION 'desired table % has a row with a null account', desired
 			USING ERRCODE = 'null_value_not_allowed';
@@ -218,9 +221,10 @@ BEGIN
 	PERFORM @extschema@._rc_check_ids(format('SELECT 0, d.account FROM %s d', desired), NULL,
 									  acc_typ, 'account', m->>'app');
 	IF @extschema@._rc_has_enabled(desired) THEN
-		EXECUTE format('SELECT min(d.account) FROM %s d GROUP BY d.account::%s'
-					   ' HAVING bool_or(d.enabled) <> bool_and(d.enabled) ORDER BY 1 LIMIT 1',
-					   desired, acc_typ) INTO bad;
+		bad := @extschema@._owner_value(@extschema@._outer_user(),
+			format('SELECT min(d.account) FROM %s d GROUP BY d.account::%s'
+				   ' HAVING bool_or(d.enabled) <> bool_and(d.enabled) ORDER BY 1 LIMIT 1',
+				   desired, acc_typ));
 		IF bad IS NOT NULL THEN
 			RAISE EXCEPTION 'account "%" has conflicting enabled values in desired table %',
 				left(bad, 200), desired
@@ -320,11 +324,12 @@ BEGIN
 				  HINT = 'Give each account once, with all its entitlements.';
 	END IF;
 	IF res ? 'scalar' THEN
-		EXECUTE format('SELECT s.account::%1$s::text AS account, count(DISTINCT s.entitlement::%2$s) AS n'
-					   ' FROM (%3$s) s(account, entitlement)'
-					   ' GROUP BY s.account::%1$s HAVING count(DISTINCT s.entitlement::%2$s) > 1'
-					   ' ORDER BY s.account::%1$s LIMIT 1', acc_typ, ent_typ, src_gr)
-			INTO scalar USING desired;
+		SELECT * INTO scalar FROM @extschema@._owner_query(@extschema@._outer_user(),
+			format('SELECT s.account::%1$s::text AS account, count(DISTINCT s.entitlement::%2$s) AS n'
+				   ' FROM (%3$s) s(account, entitlement)'
+				   ' GROUP BY s.account::%1$s HAVING count(DISTINCT s.entitlement::%2$s) > 1'
+				   ' ORDER BY s.account::%1$s LIMIT 1', acc_typ, ent_typ, src_gr),
+			desired) AS x(account text, n bigint);
 		RAISE EXCEPTION 'account "%" has % entitlements in the desired state, but application "%" holds one per account',
 			left(scalar.account, 200), scalar.n, p_app
 			USING ERRCODE = 'invalid_parameter_value',
@@ -335,12 +340,11 @@ BEGIN
 
 	-- An enforced request runs once: a retry returns the first outcome.
 	IF enforce AND request_id IS NOT NULL THEN
-		EXECUTE format('SELECT pg_catalog.md5(COALESCE((SELECT pg_catalog.string_agg(concat_ws('':'', s.account::%1$s, s.enabled, s.manage), '','' ORDER BY s.account::%1$s)'
+		h := @extschema@._owner_value(@extschema@._outer_user(), format('SELECT pg_catalog.md5(COALESCE((SELECT pg_catalog.string_agg(concat_ws('':'', s.account::%1$s, s.enabled, s.manage), '','' ORDER BY s.account::%1$s)'
 					   ' FROM (%3$s) s(pos, account, enabled, manage)), '''') || ''|'' ||'
 					   ' COALESCE((SELECT pg_catalog.string_agg(concat_ws('':'', x.account, x.entitlement), '','' ORDER BY x.account, x.entitlement)'
 					   ' FROM (SELECT DISTINCT s.account::%1$s AS account, s.entitlement::%2$s AS entitlement FROM (%4$s) s(account, entitlement)) x), ''''))',
-					   acc_typ, ent_typ, src_acc, src_gr)
-			INTO h USING desired;
+					   acc_typ, ent_typ, src_acc, src_gr), desired);
 		prior := @extschema@._request_claim(p_app, request_id, 'reconcile',
 											jsonb_build_object('desired_md5', h, 'complete', complete));
 		IF prior IS NOT NULL THEN
@@ -498,6 +502,7 @@ DECLARE
 	stale interval := @extschema@._policy(m, 'stale_after');
 	-- without a kind column every account counts as human
 	nhi text := CASE WHEN a ? 'kind' THEN format('t.%I IS DISTINCT FROM ''human''', a->>'kind') ELSE 'false' END;
+	owner oid := (m->>'owner')::oid;
 	cred_sql text;
 	priv_sql text;
 BEGIN
@@ -514,7 +519,7 @@ BEGIN
 
 	-- orphaned_account: an enabled non-human account nobody answers for
 	IF a ? 'kind' THEN
-		RETURN QUERY EXECUTE format($q$
+		RETURN QUERY SELECT * FROM @extschema@._owner_query(owner, format($q$
 			SELECT 'orphaned_account', 'high', t.%1$I::text,
 				   jsonb_build_object('kind', t.%2$I, 'owner', %3$s, 'reason', r.reason),
 				   'NHI1:2025'
@@ -532,7 +537,7 @@ BEGIN
 								   FROM (SELECT 1) one LEFT JOIN %4$s o ON o.%2$I = t.%1$I)$r$,
 							 a->>'owner', a->>'id',
 							 @extschema@._enabled_expr(m, 'o', true), acc_rel) END,
-			nhi, @extschema@._enabled_expr(m, 't', true));
+			nhi, @extschema@._enabled_expr(m, 't', true))) AS f(code text, severity text, account text, detail jsonb, reference text);
 	END IF;
 
 	-- the live credentials: not revoked, not expired
@@ -552,7 +557,7 @@ BEGIN
 	END IF;
 
 	-- disabled_with_access: a disabled account still holds grants or live credentials
-	RETURN QUERY EXECUTE format($q$
+	RETURN QUERY SELECT * FROM @extschema@._owner_query(owner, format($q$
 		SELECT 'disabled_with_access', 'high', t.%1$I::text,
 			   jsonb_build_object('reason', 'the account is disabled but still holds access',
 								  'entitlements', COALESCE(g.ents, '[]'), 'credentials', COALESCE(k.creds, '[]')),
@@ -565,11 +570,11 @@ BEGIN
 		 WHERE NOT %5$s AND (g.ents IS NOT NULL OR k.creds IS NOT NULL)
 		 ORDER BY t.%1$I$q$,
 		a->>'id', acc_rel, @extschema@._rc_actual_grants_sql(m), cred_sql,
-		@extschema@._enabled_expr(m, 't', true));
+		@extschema@._enabled_expr(m, 't', true))) AS f(code text, severity text, account text, detail jsonb, reference text);
 
 	-- long_lived_credential and stale_credential (NHI7)
 	IF c IS NOT NULL THEN
-		RETURN QUERY EXECUTE format($q$
+		RETURN QUERY SELECT * FROM @extschema@._owner_query(owner, format($q$
 			SELECT 'long_lived_credential', CASE WHEN k.expires IS NULL THEN 'high' ELSE 'medium' END,
 				   k.account::text,
 				   jsonb_build_object('credential', k.id, 'created', k.created, 'expires', k.expires,
@@ -591,13 +596,13 @@ BEGIN
 			  FROM (%1$s) k
 			 WHERE %2$s AND (k.last_used IS NULL OR k.last_used < pg_catalog.now() - $2)
 			 ORDER BY 1, 3, 4$q$,
-			cred_sql, CASE WHEN c ? 'last_used' THEN 'true' ELSE 'false' END)
-		USING max_age, stale;
+			cred_sql, CASE WHEN c ? 'last_used' THEN 'true' ELSE 'false' END),
+			max_age, stale) AS f(code text, severity text, account text, detail jsonb, reference text);
 	END IF;
 
 	-- privileged_nhi: a non-human account holding a privileged entitlement
 	IF a ? 'kind' AND e ? 'privileged' AND m ? 'grants' THEN
-		RETURN QUERY EXECUTE format($q$
+		RETURN QUERY SELECT * FROM @extschema@._owner_query(owner, format($q$
 			SELECT 'privileged_nhi', 'high', t.%1$I::text,
 				   jsonb_build_object('kind', t.%2$I, 'entitlement', p.%3$I::text, 'entitlement_name', p.%4$I::text,
 									  'reason', 'a non-human identity holds a privileged entitlement'),
@@ -608,15 +613,15 @@ BEGIN
 			 WHERE %9$s
 			 ORDER BY t.%1$I, p.%3$I$q$,
 			a->>'id', a->>'kind', e->>'id', e->>'name', acc_rel, @extschema@._rc_actual_grants_sql(m),
-			((e->>'relid')::oid)::regclass, e->>'privileged', nhi);
+			((e->>'relid')::oid)::regclass, e->>'privileged', nhi)) AS f(code text, severity text, account text, detail jsonb, reference text);
 	END IF;
 
 	-- shadow_grant: a live grant whose latest event came from direct DML
 	IF m ? 'grants' THEN
 		priv_sql := CASE WHEN e ? 'privileged'
-						 THEN format('SELECT p.%I AS id, p.%I AS privileged FROM %s p', e->>'id', e->>'privileged',
-									 ((e->>'relid')::oid)::regclass)
-						 ELSE format('SELECT NULL::%s AS id, false AS privileged WHERE false', ent_typ) END;
+						 THEN format('SELECT p.%I::text AS id, p.%I::boolean AS privileged FROM %s p',
+									 e->>'id', e->>'privileged', ((e->>'relid')::oid)::regclass)
+						 ELSE 'SELECT NULL::text AS id, false AS privileged WHERE false' END;
 		RETURN QUERY EXECUTE format($q$
 			WITH latest AS (
 				-- compact events: see connector._event
@@ -637,14 +642,16 @@ BEGIN
 									  'reason', 'the grant was made by direct DML, not through the platform'),
 				   'NHI5:2025'
 			  FROM latest l
-			  JOIN (SELECT DISTINCT y.account::text AS account, y.entitlement::text AS entitlement
-					  FROM (%1$s) y(account, entitlement)) g
+			  JOIN @extschema@._owner_query($2, %1$L) AS g(account text, entitlement text)
 				ON g.account = l.account AND g.entitlement = l.entitlement
-			  LEFT JOIN (%2$s) p ON p.id::text = l.entitlement
+			  LEFT JOIN @extschema@._owner_query($2, %2$L) AS p(id text, privileged boolean)
+				ON p.id = l.entitlement
 			 WHERE l.type = 'access.granted' AND l.origin->>'via' = 'direct'
 			 ORDER BY l.position$q$,
-			@extschema@._rc_actual_grants_sql(m), priv_sql)
-		USING app;
+			format('SELECT DISTINCT y.account::text, y.entitlement::text FROM (%s) y(account, entitlement)',
+				   @extschema@._rc_actual_grants_sql(m)),
+			priv_sql)
+		USING app, owner;
 	END IF;
 END
 $$;
@@ -662,10 +669,11 @@ DECLARE
 	g jsonb := m->'grants';
 BEGIN
 	IF g ? 'expires' THEN
-		RETURN QUERY EXECUTE format('SELECT DISTINCT g.%I::text, g.%I::text FROM %s g'
-									' WHERE g.%I <= pg_catalog.now() ORDER BY 1, 2',
-									g->>'account', g->>'entitlement', ((g->>'relid')::oid)::regclass,
-									g->>'expires');
+		RETURN QUERY SELECT * FROM @extschema@._owner_query((m->>'owner')::oid,
+			format('SELECT DISTINCT g.%I::text, g.%I::text FROM %s g'
+				   ' WHERE g.%I <= pg_catalog.now() ORDER BY 1, 2',
+				   g->>'account', g->>'entitlement', ((g->>'relid')::oid)::regclass,
+				   g->>'expires')) AS x(account text, entitlement text);
 	ELSE
 		RETURN QUERY SELECT x.account, x.entitlement FROM @extschema@.grant_expiry x
 					  WHERE x.app = m->>'app' AND x.expires_at <= now()
@@ -703,10 +711,11 @@ BEGIN
 		FOR x IN SELECT * FROM @extschema@._expired_grants(m) LOOP
 			BEGIN
 				-- an account busy in another transaction is left for the next run
-				EXECUTE format('SELECT true FROM %s t WHERE t.%I = $1::%s FOR NO KEY UPDATE SKIP LOCKED',
-							   ((m->'accounts'->>'relid')::oid)::regclass, m->'accounts'->>'id',
-							   @extschema@._account_type(m))
-					INTO locked USING x.account;
+				locked := @extschema@._owner_value((m->>'owner')::oid,
+					format('SELECT true FROM %s t WHERE t.%I = $1::%s FOR NO KEY UPDATE SKIP LOCKED',
+						   ((m->'accounts'->>'relid')::oid)::regclass, m->'accounts'->>'id',
+						   @extschema@._account_type(m)),
+					x.account)::boolean;
 				IF locked IS NULL THEN
 					CONTINUE;
 				END IF;
