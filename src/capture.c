@@ -581,8 +581,8 @@ SpiDone(SavedUser *saved)
 static void
 BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, OIDOID};
+	Datum		args[3];
 	MemoryContext old;
 	uint64		i;
 	int			ret;
@@ -609,8 +609,9 @@ BuildMap(CaptureMap *map, Relation rel, const char *app, const char *role)
 	SpiAsSuperuser(&saved);
 	args[0] = CStringGetTextDatum(app);
 	args[1] = CStringGetTextDatum(role);
-	ret = SPI_execute_with_args("SELECT k, v FROM connector._capture_spec($1, $2)",
-								2, argtypes, args, NULL, true, 0);
+	args[2] = ObjectIdGetDatum(RelationGetRelid(rel));
+	ret = SPI_execute_with_args("SELECT k, v FROM connector._capture_spec($1, $2, $3)",
+								3, argtypes, args, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "connector capture: reading the mapping failed: %s",
 			 SPI_result_code_string(ret));

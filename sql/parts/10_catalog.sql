@@ -16,6 +16,10 @@ CREATE TABLE @extschema@.app_table (
 	role	text NOT NULL
 			CHECK (role IN ('accounts', 'entitlements', 'grants', 'credentials')),
 	relid	regclass NOT NULL UNIQUE,
+	-- what capture relied on at registration, for the tamper check
+	-- (_table_state): column types, enum labels of the status values, the
+	-- leaf partitions seen, and whether a rewrite changed values unseen
+	state	jsonb NOT NULL DEFAULT '{}',
 	PRIMARY KEY (app, role)
 );
 COMMENT ON TABLE @extschema@.app_table IS

@@ -539,8 +539,9 @@ BEGIN
 	DO UPDATE SET spec = EXCLUDED.spec, updated_at = now();
 	PERFORM @extschema@._capture_uninstall(p_app);
 	PERFORM @extschema@._capture_install(p_app, roles, rels);
-	INSERT INTO @extschema@.app_table (app, role, relid)
-	SELECT p_app, r.role, r.relid FROM unnest(roles, rels) AS r(role, relid);
+	INSERT INTO @extschema@.app_table (app, role, relid, state)
+	SELECT p_app, r.role, r.relid, @extschema@._table_state(p_spec, r.role, r.relid)
+	  FROM unnest(roles, rels) AS r(role, relid);
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_app(text, jsonb) IS

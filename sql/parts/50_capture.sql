@@ -39,7 +39,7 @@ COMMENT ON FUNCTION @extschema@.capture() IS
 -- rows in before/after column order: "col:<purpose>" = column name,
 -- "status_shape", "enabled" (output form), "grants_column", and lookup queries
 -- for account and entitlement names.
-CREATE FUNCTION @extschema@._capture_spec(p_app text, p_role text)
+CREATE FUNCTION @extschema@._capture_spec(p_app text, p_role text, rel oid)
 RETURNS TABLE (k text, v text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -49,6 +49,16 @@ DECLARE
 	a jsonb := m->'accounts';
 	e jsonb := m->'entitlements';
 BEGIN
+	-- capture() is executable by table owners, who create partitions (the
+	-- trigger is cloned onto them): it captures mapped tables only, so no
+	-- trigger on another table can write events for an application.
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.app_table at
+					WHERE at.app = p_app AND at.role = p_role
+					  AND (at.relid = rel OR at.relid IN (SELECT pg_catalog.pg_partition_ancestors(rel)))) THEN
+		RAISE EXCEPTION 'table % is not mapped as % of application "%"', rel::regclass, p_role, p_app
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'connector.capture() captures the tables register_app mapped.';
+	END IF;
 	IF p_role = 'accounts' THEN
 		RETURN QUERY VALUES ('col:id', s->>'id'), ('col:name', s->>'name'),
 			('col:status', s->'status'->>'column'), ('col:kind', s->>'kind'),

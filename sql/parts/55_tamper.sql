@@ -1,6 +1,8 @@
 -- Tamper detection: DDL that weakens capture of a mapped table (trigger
--- disabled or dropped, mapped column dropped or renamed, table dropped or
--- renamed) is refused unless its author is a member of connector_admin (or a
+-- disabled or dropped, on the table or a partition; mapped column dropped,
+-- renamed or retyped; values rewritten by ALTER COLUMN TYPE; an enum status
+-- value renamed; a table inheriting it; a partition detached or dropped;
+-- table dropped or renamed) is refused unless its author is a member of connector_admin (or a
 -- superuser); when allowed, it is recorded as a capture.tampered event.
 --
 -- The check is state-based: after each DDL command it compares what capture
@@ -41,6 +43,40 @@ SET search_path = pg_catalog, pg_temp AS $$
 	) s WHERE c IS NOT NULL
 $$;
 
+-- The leaf partitions of a table (the table itself when it has none).
+CREATE FUNCTION @extschema@._leaves(rel oid) RETURNS SETOF oid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT p.relid::oid FROM pg_catalog.pg_partition_tree(rel) p WHERE p.isleaf
+$$;
+
+-- What capture of a mapped table relies on beyond its triggers: the types of
+-- the mapped columns, the labels of an enum status's values (renaming one
+-- would swap what enabled means), the leaf partitions (a detached one takes
+-- its rows away unseen).  Stored in app_table.state by register_app.
+CREATE FUNCTION @extschema@._table_state(spec jsonb, p_role text, rel oid) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT jsonb_build_object(
+		'types', (SELECT COALESCE(jsonb_object_agg(c, @extschema@._coltype(rel, c)::oid), '{}')
+					FROM @extschema@._mapped_columns(spec, p_role) c),
+		'labels', (SELECT COALESCE(jsonb_object_agg(e.oid::text, e.enumlabel), '{}')
+					 FROM pg_catalog.pg_enum e
+					WHERE p_role = 'accounts'
+					  AND e.enumtypid = @extschema@._coltype(rel, spec->'accounts'->'status'->>'column')
+					  AND e.enumlabel IN (spec->'accounts'->'status'->>'enabled',
+										  spec->'accounts'->'status'->>'disabled')),
+		'parts', (SELECT COALESCE(jsonb_agg(l ORDER BY l), '[]') FROM @extschema@._leaves(rel) l))
+$$;
+
+-- Whether role who may weaken capture (and so is only recorded doing it).
+CREATE FUNCTION @extschema@._may_weaken(who oid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT pg_has_role(who, 'connector_admin', 'MEMBER')
+		   OR COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = who), false)
+$$;
+
 -- Every way capture of a mapped table is weaker now than register_app left it.
 CREATE FUNCTION @extschema@._capture_problems()
 RETURNS TABLE (app text, relid oid, table_name text, problem text)
@@ -50,9 +86,11 @@ DECLARE
 	t record;
 	tg text;
 	c text;
+	k text;
+	x record;
 	enabled "char";
 BEGIN
-	FOR t IN SELECT at.app, at.role, at.relid::oid AS relid, a.spec
+	FOR t IN SELECT at.app, at.role, at.relid::oid AS relid, a.spec, at.state
 			   FROM @extschema@.app_table at JOIN @extschema@.app a USING (app) LOOP
 		app := t.app;
 		relid := t.relid;
@@ -81,7 +119,45 @@ BEGIN
 			IF @extschema@._coltype(t.relid, c) IS NULL THEN
 				problem := format('mapped column "%s" dropped or renamed', c);
 				RETURN NEXT;
+			ELSIF t.state->'types' ? c
+				  AND @extschema@._coltype(t.relid, c)::oid <> (t.state->'types'->>c)::oid THEN
+				problem := format('mapped column "%s" changed type from %s to %s', c,
+								  (t.state->'types'->>c)::oid::regtype, @extschema@._coltype(t.relid, c));
+				RETURN NEXT;
 			END IF;
+		END LOOP;
+		FOR k IN SELECT jsonb_object_keys(COALESCE(t.state->'labels', '{}')) LOOP
+			IF (SELECT e.enumlabel FROM pg_catalog.pg_enum e WHERE e.oid = k::oid)
+			   IS DISTINCT FROM t.state->'labels'->>k THEN
+				problem := format('status value "%s" renamed', t.state->'labels'->>k);
+				RETURN NEXT;
+			END IF;
+		END LOOP;
+		IF t.state ? 'rewritten' THEN
+			problem := format('values rewritten by %s, without events', t.state->>'rewritten');
+			RETURN NEXT;
+		END IF;
+		-- rows of an inheriting table are the application's, but not captured
+		FOR x IN SELECT i.inhrelid::regclass AS child FROM pg_catalog.pg_inherits i
+				  JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+				 WHERE i.inhparent = t.relid AND p.relkind <> 'p' ORDER BY 1 LOOP
+			problem := format('inherited by table %s, whose rows are not captured', x.child);
+			RETURN NEXT;
+		END LOOP;
+		-- every partition captures (cloned triggers), none has gone away
+		FOR x IN SELECT l AS part, g.tgenabled FROM @extschema@._leaves(t.relid) l
+				   LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = l AND g.tgname = 'connector_capture'
+				  WHERE l <> t.relid AND (g.tgenabled IS NULL OR g.tgenabled = 'D') ORDER BY 1 LOOP
+			problem := format('trigger connector_capture %s on partition %s',
+							  CASE WHEN x.tgenabled IS NULL THEN 'missing' ELSE 'disabled' END, x.part::regclass);
+			RETURN NEXT;
+		END LOOP;
+		FOR x IN SELECT (p #>> '{}')::oid AS part FROM jsonb_array_elements(COALESCE(t.state->'parts', '[]')) p
+				  WHERE (p #>> '{}')::oid NOT IN (SELECT @extschema@._leaves(t.relid)) ORDER BY 1 LOOP
+			problem := format('partition %s detached or dropped, its rows without events',
+							  COALESCE((SELECT c.oid::regclass::text FROM pg_catalog.pg_class c
+										 WHERE c.oid = x.part), x.part::text));
+			RETURN NEXT;
 		END LOOP;
 	END LOOP;
 END
@@ -105,8 +181,7 @@ BEGIN
 			  WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capture_gap g
 								 WHERE g.app = c.app AND g.table_name = c.table_name
 								   AND g.problem = c.problem) LOOP
-		IF NOT (pg_has_role(who, 'connector_admin', 'MEMBER')
-				OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = who)) THEN
+		IF NOT @extschema@._may_weaken(who) THEN
 			RAISE EXCEPTION 'permission denied to weaken change capture of table "%"', p.table_name
 				USING ERRCODE = 'insufficient_privilege',
 					  DETAIL = format('The change would leave application "%s" with: %s.', p.app, p.problem),
@@ -118,10 +193,52 @@ BEGIN
 								  jsonb_build_object('table', p.table_name, 'problem', p.problem,
 													 'by', who::regrole::text));
 	END LOOP;
+	-- new partitions are captured (cloned triggers): remember them too
+	UPDATE @extschema@.app_table at
+	   SET state = jsonb_set(at.state, '{parts}', (
+			SELECT COALESCE(jsonb_agg(DISTINCT x ORDER BY x), '[]') FROM (
+				SELECT (j #>> '{}')::oid AS x FROM jsonb_array_elements(COALESCE(at.state->'parts', '[]')) j
+				UNION SELECT l FROM @extschema@._leaves(at.relid) l) s))
+	 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = at.relid)
+	   AND EXISTS (SELECT l FROM @extschema@._leaves(at.relid) l
+				   EXCEPT SELECT (j #>> '{}')::oid FROM jsonb_array_elements(COALESCE(at.state->'parts', '[]')) j);
 	-- a weakness that was repaired can be reported again if it recurs
 	DELETE FROM @extschema@.capture_gap g
 	 WHERE NOT EXISTS (SELECT 1 FROM @extschema@._capture_problems() c
 						WHERE g.app = c.app AND g.table_name = c.table_name AND g.problem = c.problem);
+END
+$$;
+
+-- Event trigger function: ALTER TABLE or ALTER TYPE about to rewrite a
+-- mapped table's column values (ALTER COLUMN ... TYPE ... USING) changes
+-- them with no row trigger firing.  Refused like other weakening DDL;
+-- allowed, it is remembered until the application is registered again.
+CREATE FUNCTION @extschema@._on_rewrite() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	rel oid := pg_event_trigger_table_rewrite_oid();
+	who oid;
+	t record;
+BEGIN
+	IF (pg_event_trigger_table_rewrite_reason() & 4) = 0	-- AT_REWRITE_COLUMN_REWRITE
+	   OR to_regclass('@extschema@.app_table') IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT at.app, at.role, at.relid INTO t FROM @extschema@.app_table at
+	 WHERE at.relid::oid = rel OR at.relid::oid IN (SELECT pg_catalog.pg_partition_ancestors(rel));
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	who := @extschema@._outer_user();
+	IF NOT @extschema@._may_weaken(who) THEN
+		RAISE EXCEPTION 'permission denied to weaken change capture of table "%"', rel::regclass
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = format('The change would rewrite column values of application "%s" without events.', t.app),
+				  HINT = 'Only members of connector_admin can change capture; unregister the application first.';
+	END IF;
+	UPDATE @extschema@.app_table at SET state = at.state || jsonb_build_object('rewritten', tg_tag)
+	 WHERE at.app = t.app AND at.role = t.role;
 END
 $$;
 
@@ -131,3 +248,6 @@ CREATE EVENT TRIGGER connector_tamper_drop ON sql_drop
 	EXECUTE FUNCTION @extschema@._on_ddl();
 ALTER EVENT TRIGGER connector_tamper_ddl ENABLE ALWAYS;
 ALTER EVENT TRIGGER connector_tamper_drop ENABLE ALWAYS;
+CREATE EVENT TRIGGER connector_tamper_rewrite ON table_rewrite
+	EXECUTE FUNCTION @extschema@._on_rewrite();
+ALTER EVENT TRIGGER connector_tamper_rewrite ENABLE ALWAYS;

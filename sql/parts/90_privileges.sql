@@ -19,3 +19,9 @@ GRANT EXECUTE ON FUNCTION
 TO connector_platform;
 
 GRANT SELECT ON @extschema@.apps TO connector_admin;
+
+-- A table owner creating a partition of a mapped table clones the capture
+-- trigger onto it, which needs EXECUTE on the trigger function.  capture()
+-- captures only the tables register_app mapped (and their partitions), so
+-- the privilege lets no one write events for another table.
+GRANT EXECUTE ON FUNCTION @extschema@.capture() TO PUBLIC;

@@ -1,7 +1,7 @@
 -- Installation: schema, roles, privileges, GUCs.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(12);
+SELECT plan(13);
 
 SELECT has_schema('connector');
 SELECT has_role('connector_admin');
@@ -11,8 +11,11 @@ SELECT ok(NOT rolcanlogin, 'connector_platform is NOLOGIN') FROM pg_roles WHERE 
 
 SELECT is(
 	(SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-	  WHERE n.nspname = 'connector' AND has_function_privilege('public', p.oid, 'EXECUTE')),
-	0::bigint, 'PUBLIC can execute no connector function');
+	  WHERE n.nspname = 'connector' AND has_function_privilege('public', p.oid, 'EXECUTE')
+		AND p.oid <> 'connector.capture()'::regprocedure),
+	0::bigint, 'PUBLIC can execute no connector function but the capture trigger''s');
+SELECT ok(has_function_privilege('public', 'connector.capture()', 'EXECUTE'),
+		  'table owners can add partitions to mapped tables (the capture trigger is cloned)');
 
 SELECT is(
 	(SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -27,6 +30,7 @@ SELECT is(
 	  WHERE n.nspname = 'connector'
 		AND (has_function_privilege('connector_admin', p.oid, 'EXECUTE')
 			 OR has_function_privilege('connector_platform', p.oid, 'EXECUTE'))
+		AND p.oid <> 'connector.capture()'::regprocedure
 		AND NOT (p.prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (p.proconfig))),
 	NULL, 'every API function is SECURITY DEFINER with search_path = pg_catalog, pg_temp');
 
