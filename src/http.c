@@ -7,7 +7,8 @@
  * Redirects are never followed, TLS peers and host names are always
  * verified, and every resolved address is checked against the SSRF guard at
  * connect time, so a host name that resolves to a private address is refused
- * just as an address literal would be at add_endpoint().
+ * just as an address literal would be at add_endpoint().  No proxy is ever
+ * used, so the address checked is the target's.
  *
  * IDENTIFICATION
  *	  src/http.c
@@ -72,18 +73,93 @@ HttpInit(void)
 	ResetPool();
 }
 
-/* Is this IPv4 address (host order) loopback, private, link-local or the like? */
-static bool
-PrivateIPv4(uint32 a)
+/*
+ * The SSRF guard's ranges.  They are those of _private_range() in
+ * sql/parts/60_endpoints.sql, which add_endpoint() applies to address
+ * literals: change both together.  This copy is the one that protects, since
+ * it judges the addresses a host name resolves to when the connection is
+ * opened (DNS rebinding included).
+ *
+ * IPv4: the special-purpose ranges of RFC 6890 and the IANA registry that are
+ * not globally reachable, documentation and benchmarking included.
+ */
+typedef struct GuardedIPv4
 {
-	return (a >> 24) == 0 ||	/* 0.0.0.0/8 */
-		(a >> 24) == 10 ||		/* 10/8 */
-		(a >> 24) == 127 ||		/* loopback */
-		(a >> 16) == 0xA9FE ||	/* 169.254/16 link-local */
-		(a >> 20) == 0xAC1 ||	/* 172.16/12 */
-		(a >> 16) == 0xC0A8 ||	/* 192.168/16 */
-		(a >> 22) == (100 << 2 | 1) ||	/* 100.64/10 shared (CGNAT) */
-		(a >> 28) >= 0xE;		/* multicast and reserved */
+	uint32		net;			/* host order */
+	int			bits;
+} GuardedIPv4;
+
+static const GuardedIPv4 guarded_ipv4[] = {
+	{0x00000000, 8},			/* 0/8 this network */
+	{0x0A000000, 8},			/* 10/8 private */
+	{0x64400000, 10},			/* 100.64/10 shared address space (CGNAT) */
+	{0x7F000000, 8},			/* 127/8 loopback */
+	{0xA9FE0000, 16},			/* 169.254/16 link-local */
+	{0xAC100000, 12},			/* 172.16/12 private */
+	{0xC0000000, 24},			/* 192.0.0/24 IETF protocol assignments */
+	{0xC0000200, 24},			/* 192.0.2/24 documentation */
+	{0xC0586300, 24},			/* 192.88.99/24 former 6to4 relay anycast */
+	{0xC0A80000, 16},			/* 192.168/16 private */
+	{0xC6120000, 15},			/* 198.18/15 benchmarking */
+	{0xC6336400, 24},			/* 198.51.100/24 documentation */
+	{0xCB007100, 24},			/* 203.0.113/24 documentation */
+	{0xE0000000, 4},			/* 224/4 multicast */
+	{0xF0000000, 4},			/* 240/4 reserved, broadcast */
+};
+
+/* May an IPv4 address (host order) be connected to? */
+static bool
+PublicIPv4(uint32 a)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(guarded_ipv4); i++)
+	{
+		int			shift = 32 - guarded_ipv4[i].bits;
+
+		if ((a >> shift) == (guarded_ipv4[i].net >> shift))
+			return false;
+	}
+	return true;
+}
+
+/* The IPv4 address (host order) in four bytes of an IPv6 address. */
+static uint32
+CarriedIPv4(const unsigned char *p)
+{
+	return ((uint32) p[0] << 24) | ((uint32) p[1] << 16) | ((uint32) p[2] << 8) | p[3];
+}
+
+/*
+ * May an IPv6 address be connected to?  The forms that carry traffic to an
+ * IPv4 host are judged by the IPv4 address they carry: IPv4-mapped (a
+ * dual-stack socket reaches the IPv4 host itself), NAT64 64:ff9b::/96 and
+ * 6to4 2002::/16.  Otherwise only global unicast 2000::/3 is allowed, which
+ * leaves out ::/8 (unspecified, loopback, IPv4-compatible, IPv4-translated,
+ * local-use NAT64 64:ff9b:1::/48, discard-only 100::/64), unique local,
+ * link-local, site-local and multicast; and within it the IETF protocol
+ * assignments 2001::/23 (Teredo, benchmarking, ORCHID) and the documentation
+ * ranges 2001:db8::/32 and 3fff::/20.
+ */
+static bool
+PublicIPv6(const unsigned char *b)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+
+	if (memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0)
+		return PublicIPv4(CarriedIPv4(b + 12));
+	if (b[0] == 0x20 && b[1] == 0x02)
+		return PublicIPv4(CarriedIPv4(b + 2));
+	if ((b[0] & 0xe0) != 0x20)
+		return false;
+	if (b[0] == 0x20 && b[1] == 0x01 && (b[2] & 0xfe) == 0)
+		return false;			/* 2001::/23 */
+	if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8)
+		return false;			/* 2001:db8::/32 */
+	if (b[0] == 0x3f && b[1] == 0xff && (b[2] & 0xf0) == 0)
+		return false;			/* 3fff::/20 */
+	return true;
 }
 
 /* The SSRF guard on a resolved address. */
@@ -93,29 +169,18 @@ AddressAllowed(const struct sockaddr *sa)
 	if (connector_allow_private_targets)
 		return true;
 	if (sa->sa_family == AF_INET)
-		return !PrivateIPv4(ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr));
+		return PublicIPv4(ntohl(((const struct sockaddr_in *) sa)->sin_addr.s_addr));
 	if (sa->sa_family == AF_INET6)
-	{
-		const unsigned char *b = ((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr;
-		static const unsigned char zero[10] = {0};
-
-		if (memcmp(b, zero, 10) == 0 && b[10] == 0xff && b[11] == 0xff)
-			return !PrivateIPv4(((uint32) b[12] << 24) | (b[13] << 16) | (b[14] << 8) | b[15]);
-		if (IN6_IS_ADDR_LOOPBACK((const struct in6_addr *) b) ||
-			IN6_IS_ADDR_UNSPECIFIED((const struct in6_addr *) b) ||
-			(b[0] & 0xfe) == 0xfc ||	/* fc00::/7 unique local */
-			(b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||	/* fe80::/10 link-local */
-			b[0] == 0xff)		/* multicast */
-			return false;
-		return true;
-	}
+		return PublicIPv6(((const struct sockaddr_in6 *) sa)->sin6_addr.s6_addr);
 	return false;
 }
 
 /*
  * CURLOPT_OPENSOCKETFUNCTION: refuse guarded addresses at connect time, and
  * say why in the request's error (curl itself only says it could not
- * connect).
+ * connect).  The error names no address: it is shown in connector.status
+ * and stored with dead letters, and the address a name resolves to inside
+ * the server's network is what an SSRF probe wants to learn.
  */
 static curl_socket_t
 OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
@@ -126,17 +191,10 @@ OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 		return CURL_SOCKET_BAD;
 	if (!AddressAllowed(&address->addr))
 	{
-		char		host[INET6_ADDRSTRLEN] = "?";
-
-		if (address->addr.sa_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *) &address->addr)->sin_addr,
-					  host, sizeof(host));
-		else if (address->addr.sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &address->addr)->sin6_addr,
-					  host, sizeof(host));
-		snprintf(req->error, sizeof(req->error),
-				 "refused by the SSRF guard: address %s is loopback, private or link-local "
-				 "(connector.allow_private_targets is off)", host);
+		strlcpy(req->error,
+				"refused by the SSRF guard: the endpoint's address is not allowed "
+				"(loopback, private or reserved range; connector.allow_private_targets is off)",
+				sizeof(req->error));
 		return CURL_SOCKET_BAD;
 	}
 	return socket(address->family, address->socktype, address->protocol);
@@ -208,6 +266,13 @@ HttpStart(HttpRequest *req)
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, Min(req->timeout_ms, 10000L));
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+
+	/*
+	 * No proxy, whatever the server's environment says (http_proxy,
+	 * https_proxy, all_proxy): through one, the SSRF guard would judge the
+	 * proxy's address and the proxy would connect to the target unchecked.
+	 */
+	curl_easy_setopt(easy, CURLOPT_PROXY, "");
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR,
 					 connector_allow_private_targets ? "http,https" : "https");
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);

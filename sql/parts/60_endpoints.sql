@@ -95,27 +95,52 @@ SET search_path = pg_catalog, pg_temp AS $$
 				 'credential.deleted', 'capture.tampered']
 $$;
 
--- Why an IP address may not be a webhook target, or NULL when it may.
--- IPv4 embedded in IPv6 (mapped, compatible, NAT64) is judged as IPv4.
+-- Why an IP address may not be a webhook target, or NULL when it may.  The
+-- ranges are those of RFC 6890 and the IANA special-purpose registries that are
+-- not globally reachable, with documentation and benchmarking ranges, and every
+-- IPv6 address outside global unicast 2000::/3.  The IPv6 forms that carry
+-- traffic to an IPv4 host (IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96 and
+-- 6to4 2002::/16) are judged by the IPv4 address they carry; the other
+-- embedding forms are refused whatever they carry.  The dispatcher applies the
+-- same list at connect time (AddressAllowed in src/http.c): change both.
 CREATE FUNCTION @extschema@._private_range(addr inet) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	WITH a AS (
-		SELECT CASE WHEN family(addr) = 6 AND (inet '::ffff:0:0/96' >>= addr
-											   OR inet '64:ff9b::/96' >>= addr
-											   OR (inet '::/96' >>= addr AND addr > inet '::1'))
-					THEN '0.0.0.0'::inet + (host(addr)::inet - host(network(set_masklen(addr, 96)))::inet)
-					ELSE addr END AS ip
+	WITH e AS (
+		-- where the carried IPv4 address starts in inet_send()'s bytes (a
+		-- 4-byte header, then the address), NULL when none is carried
+		SELECT CASE WHEN inet '::ffff:0:0/96' >>= addr OR inet '64:ff9b::/96' >>= addr THEN 16
+					WHEN inet '2002::/16' >>= addr THEN 6 END AS at,
+			   inet_send(addr) AS b
+	), a AS (
+		SELECT e.at,
+			   CASE WHEN e.at IS NULL THEN addr
+					ELSE inet '0.0.0.0' + ((get_byte(e.b, e.at)::bigint << 24) | (get_byte(e.b, e.at + 1) << 16) |
+										   (get_byte(e.b, e.at + 2) << 8) | get_byte(e.b, e.at + 3)) END AS ip
+		  FROM e
 	)
-	SELECT format('Address %s is in %s (%s).', host(a.ip), r.net, r.what)
+	SELECT CASE WHEN a.at IS NULL THEN format('Address %s is in %s (%s).', host(addr), r.net, r.what)
+				ELSE format('Address %s carries IPv4 address %s, which is in %s (%s).',
+							host(addr), host(a.ip), r.net, r.what) END
 	  FROM a, (VALUES
-		('0.0.0.0/8'::inet, 'unspecified'), ('10.0.0.0/8', 'private'),
+		('0.0.0.0/8'::inet, 'this network'), ('0.0.0.0/32', 'unspecified'), ('10.0.0.0/8', 'private'),
 		('100.64.0.0/10', 'shared address space, CGNAT'), ('127.0.0.0/8', 'loopback'),
 		('169.254.0.0/16', 'link-local'), ('172.16.0.0/12', 'private'),
-		('192.168.0.0/16', 'private'), ('224.0.0.0/4', 'multicast'),
-		('240.0.0.0/4', 'reserved'),
-		('::/128', 'unspecified'), ('::1/128', 'loopback'), ('fc00::/7', 'unique local'),
-		('fe80::/10', 'link-local'), ('fec0::/10', 'site-local'), ('ff00::/8', 'multicast')
+		('192.0.0.0/24', 'IETF protocol assignments'), ('192.0.2.0/24', 'documentation'),
+		('192.88.99.0/24', 'former 6to4 relay anycast'), ('192.168.0.0/16', 'private'),
+		('198.18.0.0/15', 'benchmarking'), ('198.51.100.0/24', 'documentation'),
+		('203.0.113.0/24', 'documentation'), ('224.0.0.0/4', 'multicast'),
+		('240.0.0.0/4', 'reserved'), ('255.255.255.255/32', 'broadcast'),
+		-- IPv6 outside 2000::/3, then the special ranges, named most specific first
+		('::/3', 'reserved, not global unicast'), ('4000::/2', 'reserved, not global unicast'),
+		('8000::/1', 'reserved, not global unicast'),
+		('::/128', 'unspecified'), ('::1/128', 'loopback'), ('::/96', 'IPv4-compatible, deprecated'),
+		('::ffff:0:0:0/96', 'IPv4-translated'), ('64:ff9b:1::/48', 'local-use IPv4/IPv6 translation'),
+		('100::/64', 'discard-only'), ('2001::/23', 'IETF protocol assignments'), ('2001::/32', 'Teredo'),
+		('2001:2::/48', 'benchmarking'), ('2001:10::/28', 'ORCHID, deprecated'), ('2001:20::/28', 'ORCHIDv2'),
+		('2001:db8::/32', 'documentation'), ('3fff::/20', 'documentation'),
+		('fc00::/7', 'unique local'), ('fe80::/10', 'link-local'), ('fec0::/10', 'site-local, deprecated'),
+		('ff00::/8', 'multicast')
 	  ) r(net, what)
 	 WHERE r.net >>= a.ip
 	 ORDER BY masklen(r.net) DESC

@@ -46,11 +46,11 @@ SELECT is(ROW((pg_temp.ep('all')).batch_size, (pg_temp.ep('all')).timeout_ms, (p
 		  ROW(100, 500, '{"Authorization": "Bearer t0k", "X-Tenant": "acme"}'::jsonb,
 			  ARRAY['access.granted', 'access.revoked'], false, 0::bigint)::text,
 		  'options stored: timeout in ms, types sorted and distinct, cursor at from_position');
-SELECT lives_ok(format($$SELECT connector.add_endpoint('crm', 'slow', 'https://[2001:db8::1]/x', %L,
+SELECT lives_ok(format($$SELECT connector.add_endpoint('crm', 'slow', 'https://[2606:4700:4700::1111]/x', %L,
 	'{"timeout": "1 hour", "batch_size": 1000, "types": ["capture.tampered"], "ordered": true}')$$, :'s1'),
 	'an IPv6 literal of a public range, the largest batch and timeout');
 SELECT is((pg_temp.ep('slow')).timeout_ms, 3600000, 'timeout "1 hour" is 3600000 ms');
-SELECT lives_ok(format($$SELECT connector.add_endpoint('crm', repeat('n', 63), 'https://203.0.113.9/x', %L,
+SELECT lives_ok(format($$SELECT connector.add_endpoint('crm', repeat('n', 63), 'https://9.9.9.9/x', %L,
 	'{"from_position": 1, "timeout": "100ms", "batch_size": 1}')$$, :'s1'),
 	'a 63-byte name, a public IPv4 literal, the smallest timeout');
 SELECT is((pg_temp.ep(repeat('n', 63))).cursor, 1::bigint, 'from_position is the cursor: events after it are sent');

@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(119);
+SELECT plan(187);
 
 \set s1 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 -- add_endpoint('crm', 'hook', url, s1, options) as SQL text
@@ -70,6 +70,46 @@ SELECT throws_ok(pg_temp.add('https://[' || h || ']/x'), '22023', format(:'priva
 SELECT throws_ok(pg_temp.add('https://' || h || '/x'), '22023', format('endpoint URL host "%s" is not a valid IPv4 address', h),
 				 h || ': a numeric host that is no dotted quad')
   FROM unnest(ARRAY['127.1', '2130706433', '0x7f.0.0.1', '0177.0.0.1', '256.0.0.1', '127.0.0.1.']) h;
+-- The other special-purpose ranges (RFC 6890, IANA registries): documentation,
+-- benchmarking, protocol assignments, broadcast; and IPv6 outside global
+-- unicast 2000::/3, whatever form it takes.  IPv6 forms that carry an IPv4
+-- address to an IPv4 host (mapped, NAT64 64:ff9b::/96, 6to4 2002::/16) are
+-- refused when the IPv4 address is; the other embedding forms always.
+SELECT throws_ok(pg_temp.add('https://' || h || '/x'), '22023', format(:'private_msg', h), h || ' refused')
+  FROM unnest(ARRAY['192.0.0.8', '192.0.2.1', '198.51.100.7', '203.0.113.9', '198.18.0.1', '198.19.255.255',
+					'192.88.99.1', '239.255.255.250', '240.0.0.1', '255.255.255.255', '0.1.2.3']) h;
+SELECT throws_ok(pg_temp.add('https://[' || h || ']/x'), '22023', format(:'private_msg', h), '[' || h || '] refused')
+  FROM unnest(ARRAY['::ffff:192.168.0.1', '::ffff:100.64.0.1', '::ffff:198.18.0.1',
+					'64:ff9b::7f00:1', '64:ff9b::a9fe:a9fe', '64:ff9b::c000:201',
+					'64:ff9b:1::7f00:1', '64:ff9b:1:ffff::808:808',
+					'::ffff:0:7f00:1', '::ffff:0:808:808', '::7f00:1', '::808:808',
+					'2002:7f00:1::1', '2002:a9fe:a9fe::', '2002:c0a8:101:1::1', '2002:a00:1::', '2002:c612:1::1',
+					'2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001:2::1', '2001:20::1', '2001:1ff::1',
+					'2001:db8::1', '3fff::1', '3fff:fff::1', '100::1', 'fec0::1', 'ff02::1', 'e000::1', '4000::1',
+					'1fff::1', 'fbff::1']) h;
+SELECT is(pg_temp.error_text(pg_temp.add('https://[' || h || ']/x')),
+		  format('endpoint URL host "%s" is a loopback, private or link-local address | %s | A superuser can allow such targets with connector.allow_private_targets = on.', h, d),
+		  '[' || h || ']: the detail says which range')
+  FROM (VALUES
+	('2002:a9fe:a9fe::', 'Address 2002:a9fe:a9fe:: carries IPv4 address 169.254.169.254, which is in 169.254.0.0/16 (link-local).'),
+	('64:ff9b::7f00:1', 'Address 64:ff9b::7f00:1 carries IPv4 address 127.0.0.1, which is in 127.0.0.0/8 (loopback).'),
+	('::ffff:10.0.0.1', 'Address ::ffff:10.0.0.1 carries IPv4 address 10.0.0.1, which is in 10.0.0.0/8 (private).'),
+	('::ffff:0:7f00:1', 'Address ::ffff:0:7f00:1 is in ::ffff:0:0:0/96 (IPv4-translated).'),
+	('::7f00:1', 'Address ::127.0.0.1 is in ::/96 (IPv4-compatible, deprecated).'),
+	('64:ff9b:1::808:808', 'Address 64:ff9b:1::808:808 is in 64:ff9b:1::/48 (local-use IPv4/IPv6 translation).'),
+	('2001::1', 'Address 2001::1 is in 2001::/32 (Teredo).'),
+	('2001:db8::1', 'Address 2001:db8::1 is in 2001:db8::/32 (documentation).'),
+	('fec0::1', 'Address fec0::1 is in fec0::/10 (site-local, deprecated).'),
+	('4000::1', 'Address 4000::1 is in 4000::/2 (reserved, not global unicast).')
+  ) t(h, d);
+SELECT is(pg_temp.error_text(pg_temp.add('https://198.18.0.1/x')),
+		  'endpoint URL host "198.18.0.1" is a loopback, private or link-local address | Address 198.18.0.1 is in 198.18.0.0/15 (benchmarking). | A superuser can allow such targets with connector.allow_private_targets = on.',
+		  'an IPv4 range beyond the private ones is named too');
+SELECT lives_ok(pg_temp.add('https://[' || h || ']/x', '{}', :'s1', h), '[' || h || '] is public')
+  FROM unnest(ARRAY['2606:4700:4700::1111', '64:ff9b::808:808', '::ffff:8.8.8.8', '2002:808:808::1',
+					'2001:200::1', '2001:db9::1', '3fff:1000::1', '2c0f::1']) h;
+SELECT lives_ok(pg_temp.add('https://' || h || '/x', '{}', :'s1', h), h || ' is public')
+  FROM unnest(ARRAY['192.0.1.1', '192.0.3.1', '198.17.255.255', '198.20.0.1', '192.88.98.1', '223.255.255.255']) h;
 SELECT is(pg_temp.error_text(pg_temp.add('https://169.254.169.254/latest')),
 		  'endpoint URL host "169.254.169.254" is a loopback, private or link-local address | Address 169.254.169.254 is in 169.254.0.0/16 (link-local). | A superuser can allow such targets with connector.allow_private_targets = on.',
 		  'the detail names the range, the hint the setting');
