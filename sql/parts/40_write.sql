@@ -223,6 +223,20 @@ BEGIN
 END
 $$;
 
+-- A write statement of the API that changed no row though it should have:
+-- the application's own trigger (a BEFORE trigger returning NULL) or rule
+-- suppressed it.  The call fails rather than report what did not happen.
+CREATE FUNCTION @extschema@._suppressed(m jsonb, what text, rel regclass) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION '% in application "%" had no effect on table %', what, m->>'app', rel
+		USING ERRCODE = 'triggered_action_exception',
+			  DETAIL = 'A trigger or rule of the table suppressed the change.',
+			  HINT = 'The application''s own triggers decide what a write does; nothing was changed.';
+END
+$$;
+
 -- The entitlement ids an account holds, in id order (canonical text).
 CREATE FUNCTION @extschema@._granted(m jsonb, acc text) RETURNS text[]
 LANGUAGE plpgsql STABLE
@@ -271,23 +285,27 @@ BEGIN
 			RETURN @extschema@._set_expiry(m, acc, ent, exp);
 		END IF;
 		IF g ? 'expires' THEN
-			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('INSERT INTO %s (%I, %I, %I) VALUES ($1::%s, $2::%s, $3)',
+			n := @extschema@._owner_exec((m->>'owner')::oid, format('INSERT INTO %s (%I, %I, %I) VALUES ($1::%s, $2::%s, $3)',
 						   ((g->>'relid')::oid)::regclass, g->>'account', g->>'entitlement',
 						   g->>'expires', acc_typ, ent_typ), acc, ent, exp);
 		ELSE
-			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('INSERT INTO %s (%I, %I) VALUES ($1::%s, $2::%s)',
+			n := @extschema@._owner_exec((m->>'owner')::oid, format('INSERT INTO %s (%I, %I) VALUES ($1::%s, $2::%s)',
 						   ((g->>'relid')::oid)::regclass, g->>'account', g->>'entitlement',
 						   acc_typ, ent_typ), acc, ent);
 			PERFORM @extschema@._set_expiry(m, acc, ent, exp);
+		END IF;
+		IF n = 0 THEN
+			PERFORM @extschema@._suppressed(m, 'grant', ((g->>'relid')::oid)::regclass);
 		END IF;
 		RETURN true;
 	ELSIF shape = 'array' THEN
 		present := @extschema@._owner_value((m->>'owner')::oid, format('SELECT COALESCE($2::%s = ANY (t.%I), false) FROM %s t WHERE t.%I = $1::%s',
 					   ent_typ, g->>'column', acc_rel, a->>'id', acc_typ), acc, ent)::boolean;
-		IF NOT present THEN
-			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = pg_catalog.array_append(COALESCE(t.%2$I, ''{}''), $2::%3$s)'
-						   ' WHERE t.%4$I = $1::%5$s',
-						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
+		IF NOT present AND @extschema@._owner_exec((m->>'owner')::oid,
+				format('UPDATE %s t SET %2$I = pg_catalog.array_append(COALESCE(t.%2$I, ''{}''), $2::%3$s)'
+					   ' WHERE t.%4$I = $1::%5$s',
+					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent) = 0 THEN
+			PERFORM @extschema@._suppressed(m, 'grant', acc_rel);
 		END IF;
 	ELSE
 		old := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s',
@@ -295,8 +313,10 @@ BEGIN
 		present := old IS NOT DISTINCT FROM ent;
 		IF NOT present THEN
 			-- One entitlement per account: the grant replaces the previous one.
-			PERFORM @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %I = $2::%s WHERE t.%I = $1::%s',
-						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
+			IF @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %I = $2::%s WHERE t.%I = $1::%s',
+						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent) = 0 THEN
+				PERFORM @extschema@._suppressed(m, 'grant', acc_rel);
+			END IF;
 			IF old IS NOT NULL THEN
 				PERFORM @extschema@._set_expiry(m, acc, old, NULL);
 			END IF;
@@ -332,6 +352,10 @@ BEGIN
 		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = NULL WHERE t.%4$I = $1::%5$s AND t.%2$I = $2::%3$s',
 					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
 	END IF;
+	IF n = 0 AND ent = ANY (@extschema@._granted(m, acc)) THEN
+		PERFORM @extschema@._suppressed(m, 'revoke', CASE WHEN shape = 'table'
+														  THEN ((g->>'relid')::oid)::regclass ELSE acc_rel END);
+	END IF;
 	PERFORM @extschema@._set_expiry(m, acc, ent, NULL);
 	RETURN n > 0;
 END
@@ -346,18 +370,27 @@ DECLARE
 	st jsonb := a->'status';
 	rel regclass := ((a->>'relid')::oid)::regclass;
 	typ regtype := @extschema@._coltype(rel, st->>'column');
+	val text := CASE WHEN enabled THEN st->>'enabled' ELSE st->>'disabled' END;
+	-- the rows to change: this account, when its status differs
+	cond text;
 	n bigint;
 BEGIN
 	IF st->>'disabled' = 'timestamp' AND NOT st ? 'enabled' THEN
-		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = %3$s WHERE t.%4$I = $1::%5$s AND t.%2$I IS %6$s',
-					   rel, st->>'column',
-					   CASE WHEN enabled THEN 'NULL' ELSE 'pg_catalog.now()' END,
-					   a->>'id', @extschema@._account_type(m),
-					   CASE WHEN enabled THEN 'NOT NULL' ELSE 'NULL' END), acc);
+		cond := format('t.%I = $1::%s AND t.%I IS %s AND $2 IS NULL', a->>'id', @extschema@._account_type(m),
+					   st->>'column', CASE WHEN enabled THEN 'NOT NULL' ELSE 'NULL' END);
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %I = %s WHERE %s',
+					   rel, st->>'column', CASE WHEN enabled THEN 'NULL' ELSE 'pg_catalog.now()' END, cond),
+					   acc, NULL::text);
 	ELSE
-		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = $2::%3$s WHERE t.%4$I = $1::%5$s'
-					   ' AND t.%2$I IS DISTINCT FROM $2::%3$s',
-					   rel, st->>'column', typ, a->>'id', @extschema@._account_type(m)), acc, CASE WHEN enabled THEN st->>'enabled' ELSE st->>'disabled' END);
+		cond := format('t.%1$I = $1::%2$s AND t.%3$I IS DISTINCT FROM $2::%4$s', a->>'id',
+					   @extschema@._account_type(m), st->>'column', typ);
+		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %I = $2::%s WHERE %s',
+					   rel, st->>'column', typ, cond), acc, val);
+	END IF;
+	IF n = 0 AND @extschema@._owner_value((m->>'owner')::oid,
+			format('SELECT true FROM %s t WHERE %s', rel, cond), acc,
+			CASE WHEN st ? 'enabled' THEN val END) IS NOT NULL THEN
+		PERFORM @extschema@._suppressed(m, CASE WHEN enabled THEN 'enable' ELSE 'disable' END, rel);
 	END IF;
 	RETURN n > 0;
 END
@@ -399,6 +432,10 @@ BEGIN
 					   rel, c->>'revoked', c->>'id', typ), cred);
 	ELSE
 		n := @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s', rel, c->>'id', typ), cred);
+	END IF;
+	-- callers revoke live credentials only
+	IF n = 0 THEN
+		PERFORM @extschema@._suppressed(m, 'revoke_credential', rel);
 	END IF;
 	RETURN n > 0;
 END

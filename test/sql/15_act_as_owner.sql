@@ -4,7 +4,7 @@
 -- API's own statement only; mapping needs ownership.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(16);
+SELECT plan(22);
 
 CREATE ROLE regress_crm_owner;
 CREATE ROLE regress_platform IN ROLE connector_platform;
@@ -94,6 +94,27 @@ SELECT is((SELECT string_agg(DISTINCT event#>>'{data,origin,via}', ',')
 			 FROM connector.changes('crm') WHERE event->>'type' = 'access.revoked'
 			  AND event#>>'{data,account,id}' = '2'),
 		  'platform', 'the revocations of delete_account (and its cascade) are the platform''s');
+
+-- A write the application's own trigger suppresses fails; nothing changes.
+SET ROLE regress_crm_owner;
+CREATE FUNCTION crm.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+CREATE TRIGGER keep BEFORE INSERT OR UPDATE OR DELETE ON crm.user_roles
+	FOR EACH ROW EXECUTE FUNCTION crm.keep();
+CREATE TRIGGER keep BEFORE UPDATE ON crm.users FOR EACH ROW EXECUTE FUNCTION crm.keep();
+RESET ROLE;
+SET ROLE regress_platform;
+SELECT throws_ok($$SELECT connector.revoke('crm', '42', '7')$$, '09000',
+				 'revoke in application "crm" had no effect on table crm.user_roles',
+				 'a revoke a BEFORE trigger suppressed fails');
+SELECT throws_ok($$SELECT connector.offboard('crm', '42')$$, '09000', NULL,
+				 'so does offboard, instead of reporting revocations that did not happen');
+SELECT throws_ok($$SELECT connector.grant('crm', '1', '7')$$, '09000',
+				 'grant in application "crm" had no effect on table crm.user_roles', 'and a grant');
+SELECT throws_ok($$SELECT connector.enable('crm', '1')$$, '09000',
+				 'enable in application "crm" had no effect on table crm.users', 'and a status change');
+SELECT is(connector.disable('crm', '1'), 'unchanged', 'a status already set is still unchanged');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM crm.user_roles WHERE user_id = 42), 1::bigint, 'nothing was revoked');
 
 -- The capture trigger after a mapped column changed type: no crash, no
 -- key of the wrong type handed to the id index.
