@@ -636,11 +636,24 @@ SELECT e.app,
   FROM @extschema@.endpoint e
   LEFT JOIN LATERAL (
 	-- outbox rows hold up to 1000 events: the first row past the cursor may
-	-- start before it; with a types filter the events themselves are counted
-	SELECT CASE WHEN e.types IS NULL
-				THEN sum(least(o.n, o.position + o.n - 1 - e.cursor))
-				ELSE (SELECT count(*) FROM @extschema@._events(e.app, e.cursor, NULL, e.types))
-		   END AS n,
+	-- start before it; with a types filter the events themselves are counted.
+	-- A view calls functions with its reader's rights, and connector_admin
+	-- may call no internal one: so built-in functions only, and the event
+	-- types by number as in _event_type (50_capture.sql) and src/capture.c.
+	SELECT sum(CASE WHEN e.types IS NULL
+					THEN least(o.n, o.position + o.n - 1 - e.cursor)
+					ELSE (SELECT count(*)
+							FROM pg_catalog.jsonb_array_elements(o.events::pg_catalog.jsonb)
+								 WITH ORDINALITY x(ev, i)
+						   WHERE o.position + x.i - 1 > e.cursor
+							 AND CASE WHEN pg_catalog.jsonb_typeof(x.ev->0) = 'number'
+									  THEN ('{account.created,account.updated,account.disabled,'
+											'account.enabled,account.deleted,access.granted,'
+											'access.revoked,entitlement.created,entitlement.updated,'
+											'entitlement.deleted,credential.created,credential.updated,'
+											'credential.revoked,credential.deleted,capture.tampered}'
+											::pg_catalog.text[])[(x.ev->>0)::pg_catalog.int4]
+									  ELSE x.ev->>0 END = ANY (e.types)) END) AS n,
 		   min(o.occurred_at) AS oldest
 	  FROM @extschema@.outbox o
 	 WHERE o.app = e.app AND o.position > e.cursor - 1000 AND o.position + o.n - 1 > e.cursor
