@@ -10,6 +10,10 @@ createdb connector_test
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION pgtap'
 pg_prove --failures --ext .sql test/sql/ || status=1
 
+# The security suite: each attack of issue 13 as a test, run as the roles an
+# attacker would have (fixtures in test/security/fixtures/, not run alone).
+pg_prove --failures --ext .sql test/security/ || status=1
+
 # Isolation tests: concurrency, with the isolation tester of PostgreSQL.
 specs=$(find test/isolation/specs -name '*.spec' -printf '%f\n' 2>/dev/null | sed 's/\.spec$//' | sort || true)
 if [ -n "$specs" ]; then
