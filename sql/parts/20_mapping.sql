@@ -574,7 +574,10 @@ SELECT a.app,
 	   END AS grants_shape,
 	   CASE WHEN a.spec ? 'operations'
 			THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(a.spec->'operations'))
-			ELSE @extschema@._all_operations() END AS operations,
+			-- _all_operations() inline: a view's function calls are checked as its
+			-- reader, and connector_admin executes no internal function
+			ELSE ARRAY['grant', 'revoke', 'disable', 'enable', 'create_account', 'update_account',
+					   'delete_account', 'offboard', 'revoke_credential'] END AS operations,
 	   a.spec,
 	   a.registered_at,
 	   a.updated_at

@@ -32,6 +32,7 @@ $$;
 CREATE TEMP TABLE apps_before AS SELECT array_agg(app ORDER BY app) AS apps FROM connector.apps;
 CREATE FUNCTION pg_temp.hr_triggers() RETURNS bigint LANGUAGE sql AS $$
 	SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('hr.salaries'::regclass, 'hr.payments'::regclass)
+	   AND tgname LIKE 'connector%'
 $$;
 
 SET ROLE regress_admin;
