@@ -47,6 +47,9 @@ extern const ConnectorOrigin *ConnectorCurrentOrigin(void);
 /* in capture.c */
 extern void ConnectorCaptureInit(void);
 
+/* in logfilter.c */
+extern void ConnectorLogFilterInit(void);
+
 /* in sign.c */
 struct StringInfoData;
 extern void ConnectorAppendSignature(struct StringInfoData *buf, const char *msgid,
