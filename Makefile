@@ -15,7 +15,8 @@ OBJS = \
 	src/http.o \
 	src/sign.o \
 	src/webhook_json.o \
-	src/reconcile.o
+	src/reconcile.o \
+	src/logfilter.o
 
 # The install script is assembled from one file per concern.
 SQL_PARTS = $(sort $(wildcard sql/parts/*.sql))

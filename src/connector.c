@@ -36,8 +36,10 @@ void		_PG_init(void);
 
 /*
  * Define the configuration parameters of spec section 2, then the pieces that
- * need every backend (origin tracking).  The dispatcher can only be started
- * from shared_preload_libraries; without it everything else still works.
+ * need every backend (origin tracking, the log filter that keeps webhook
+ * secrets out of the server log).  The dispatcher can only be started from
+ * shared_preload_libraries; without it everything else still works, but the
+ * log filter only protects a backend from the moment the library is loaded.
  */
 void
 _PG_init(void)
@@ -129,6 +131,7 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("connector");
 
+	ConnectorLogFilterInit();
 	ConnectorOriginInit();
 	ConnectorCaptureInit();
 	ConnectorDispatcherInit();
@@ -136,6 +139,6 @@ _PG_init(void)
 	if (!connector_preloaded)
 		ereport(NOTICE,
 				(errmsg("connector is not in shared_preload_libraries: push delivery is off"),
-				 errdetail("Mapping, capture, the platform API and changes() work; webhooks are not sent and grants do not expire by themselves."),
+				 errdetail("Mapping, capture, the platform API and changes() work; webhooks are not sent, grants do not expire by themselves, and webhook secrets are kept out of the server log only in sessions that have loaded the library."),
 				 errhint("Add connector to shared_preload_libraries and restart the server.")));
 }

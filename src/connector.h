@@ -60,6 +60,9 @@ extern void ConnectorActAsEnd(ConnectorSavedRole *save);
 /* in capture.c */
 extern void ConnectorCaptureInit(void);
 
+/* in logfilter.c */
+extern void ConnectorLogFilterInit(void);
+
 /* in sign.c */
 struct StringInfoData;
 extern void ConnectorAppendSignature(struct StringInfoData *buf, const char *msgid,

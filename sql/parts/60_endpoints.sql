@@ -402,11 +402,25 @@ BEGIN
 END
 $$;
 
--- Statements that fail in the functions taking a secret are not written to
--- the server log (log_min_error_statement = panic): the text holds the secret.
+-- A new secret: whsec_ and the base64 of 32 random bytes, the SHA-256 of
+-- three version-4 UUIDs (366 bits from pg_strong_random, the operating
+-- system's cryptographic generator), so no extension such as pgcrypto is needed.
+CREATE FUNCTION @extschema@._new_secret() RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT 'whsec_' || encode(sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())
+									 || uuid_send(gen_random_uuid())), 'base64')
+$$;
+
+-- The text of a statement that calls a function taking a secret holds the
+-- secret.  The log filter (src/logfilter.c) hides it from the server log;
+-- log_min_error_statement = panic also keeps the STATEMENT line of an error
+-- raised in the body out of the log in a session that has not loaded the
+-- library.  A NULL secret: one is generated and returned, the only time it
+-- can be read; otherwise the result is NULL, so a secret is never echoed.
 CREATE FUNCTION @extschema@.add_endpoint(app text, name text, url text, secret text,
 										 options jsonb DEFAULT '{}')
-RETURNS void
+RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET log_min_error_statement = panic AS $$
@@ -427,6 +441,7 @@ DECLARE
 	cur bigint;
 	ms numeric;
 	new_id int;
+	generated text;
 BEGIN
 	PERFORM @extschema@._mapping(p_app);
 	PERFORM @extschema@._require(p_name, 'name');
@@ -436,7 +451,10 @@ BEGIN
 				  DETAIL = format('The name given is %s bytes long.', octet_length(p_name));
 	END IF;
 	PERFORM @extschema@._check_url(p_url);
-	PERFORM @extschema@._check_secret(p_secret, 'secret');
+	IF p_secret IS NULL THEN
+		generated := @extschema@._new_secret();
+	END IF;
+	PERFORM @extschema@._check_secret(coalesce(p_secret, generated), 'secret');
 
 	PERFORM @extschema@._require(opts, 'options');
 	IF jsonb_typeof(opts) <> 'object' THEN
@@ -520,11 +538,13 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Remove it first, or choose another name.';
 	END IF;
-	INSERT INTO @extschema@.endpoint_secret (endpoint_id, secret) VALUES (new_id, p_secret);
+	INSERT INTO @extschema@.endpoint_secret (endpoint_id, secret)
+	VALUES (new_id, coalesce(p_secret, generated));
+	RETURN generated;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.add_endpoint(text, text, text, text, jsonb) IS
-	'Add a webhook endpoint to an application; by default it receives only events after now.';
+	'Add a webhook endpoint to an application; by default it receives only events after now. A NULL secret is generated and returned once.';
 
 CREATE FUNCTION @extschema@.remove_endpoint(app text, name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -554,16 +574,23 @@ $$;
 COMMENT ON FUNCTION @extschema@.enable_endpoint(text, text) IS
 	'Resume delivery to an endpoint (after a 410 or failures), retrying at once.';
 
+-- Like add_endpoint: a NULL new_secret is generated and returned once.
 CREATE FUNCTION @extschema@.rotate_secret(app text, name text, new_secret text,
 										  overlap interval DEFAULT '1 day')
-RETURNS void
+RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET log_min_error_statement = panic AS $$
 DECLARE
 	e @extschema@.endpoint := @extschema@._endpoint($1, $2);
+	generated text;
+	chosen text := new_secret;
 BEGIN
-	PERFORM @extschema@._check_secret(new_secret, 'new secret');
+	IF chosen IS NULL THEN
+		generated := @extschema@._new_secret();
+		chosen := generated;
+	END IF;
+	PERFORM @extschema@._check_secret(chosen, 'new secret');
 	PERFORM @extschema@._require(overlap, 'overlap');
 	IF overlap < interval '0' THEN
 		RAISE EXCEPTION 'overlap must not be negative'
@@ -571,13 +598,14 @@ BEGIN
 				  HINT = 'Use interval ''0'' to stop signing with the old secret at once.';
 	END IF;
 	-- a missing secret row (a dump restored without secrets) is created
-	INSERT INTO @extschema@.endpoint_secret AS s (endpoint_id, secret) VALUES (e.id, new_secret)
+	INSERT INTO @extschema@.endpoint_secret AS s (endpoint_id, secret) VALUES (e.id, chosen)
 	ON CONFLICT ON CONSTRAINT endpoint_secret_pkey DO UPDATE
 	   SET previous = s.secret, previous_until = now() + overlap, secret = EXCLUDED.secret;
+	RETURN generated;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.rotate_secret(text, text, text, interval) IS
-	'Replace an endpoint''s signing secret; messages carry both signatures during the overlap.';
+	'Replace an endpoint''s signing secret; messages carry both signatures during the overlap. A NULL secret is generated and returned once.';
 
 CREATE FUNCTION @extschema@.redeliver(app text, name text, from_position bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
