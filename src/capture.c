@@ -2381,53 +2381,44 @@ RowEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 }
 
 /*
- * TRUNCATE fires no row triggers: emit the events of deleting every row, by
- * scanning each leaf table (the partitions of a partitioned table) before it
- * is emptied.
+ * TRUNCATE fires no row triggers: emit the events of deleting every row of
+ * rel, scanning it before it is emptied.  TRUNCATE of a partitioned table
+ * fires the BEFORE TRUNCATE trigger of every partition too, and each leaf
+ * partition has its own (connector._capture_install_partitions): its rows
+ * are captured there, whether the TRUNCATE named the partition or the table.
  */
 static void
 TruncateEvents(Relation rel, const char *app, const char *role, const char *origin)
 {
-	List	   *relids = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
-	ListCell   *lc;
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
-												 "connector truncate row",
-												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext rowcxt;
+	CaptureCall cc;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
 
-	foreach(lc, relids)
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return;
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "connector truncate row",
+								   ALLOCSET_DEFAULT_SIZES);
+	cc.map = GetMap(rel, app, role);
+	NameCache();
+	cc.desc = RelationGetDescr(rel);
+	cc.origin = origin;
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		Relation	leaf = table_open(lfirst_oid(lc), AccessShareLock);
-		CaptureCall cc;
-		TableScanDesc scan;
-		TupleTableSlot *slot;
+		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+		bool		shouldfree;
+		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
 
-		if (leaf->rd_rel->relkind != RELKIND_RELATION)
-		{
-			table_close(leaf, AccessShareLock);
-			continue;
-		}
-		cc.map = GetMap(leaf, app, role);
-		NameCache();
-		cc.desc = RelationGetDescr(leaf);
-		cc.origin = origin;
-		slot = table_slot_create(leaf, NULL);
-		scan = table_beginscan(leaf, GetActiveSnapshot(), 0, NULL);
-		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-		{
-			MemoryContext old = MemoryContextSwitchTo(rowcxt);
-			bool		shouldfree;
-			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
-
-			RowEvents(&cc, tup, NULL);
-			if (shouldfree)
-				heap_freetuple(tup);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(rowcxt);
-		}
-		table_endscan(scan);
-		ExecDropSingleTupleTableSlot(slot);
-		table_close(leaf, AccessShareLock);
+		RowEvents(&cc, tup, NULL);
+		if (shouldfree)
+			heap_freetuple(tup);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
 	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
 }
 

@@ -100,6 +100,33 @@ BEGIN
 END
 $$;
 
+-- Statement triggers are not cloned onto partitions, and a TRUNCATE of one
+-- partition fires only that partition's: give every leaf partition of a
+-- mapped table its own BEFORE TRUNCATE trigger (the row trigger is cloned by
+-- PostgreSQL).  Called at registration and after every DDL command, so a new
+-- partition, or one whose trigger was dropped, gets one at once.  Each
+-- CREATE TRIGGER runs the DDL event trigger again, which may install the
+-- others first: existence is checked before each.
+CREATE FUNCTION @extschema@._capture_install_partitions(p_app text, p_role text, rel oid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	leaf oid;
+BEGIN
+	FOR leaf IN SELECT l FROM @extschema@._leaves(rel) l WHERE l <> rel ORDER BY 1 LOOP
+		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+							   WHERE g.tgrelid = leaf AND g.tgname = 'connector_capture_truncate');
+		EXECUTE format('CREATE TRIGGER connector_capture_truncate BEFORE TRUNCATE ON %s'
+					   ' FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%L, %L)',
+					   leaf::regclass, p_app, p_role);
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture_truncate', leaf::regclass);
+		EXECUTE format('ALTER TRIGGER connector_capture_truncate ON %s DEPENDS ON EXTENSION connector',
+					   leaf::regclass);
+	END LOOP;
+END
+$$;
+
 -- Install the capture triggers on the tables of an application:
 -- row-level AFTER INSERT/UPDATE/DELETE and statement-level BEFORE TRUNCATE,
 -- ENABLE ALWAYS so session_replication_role = replica does not bypass them.
@@ -124,6 +151,7 @@ BEGIN
 		-- DROP EXTENSION then removes the triggers instead of refusing
 		EXECUTE format('ALTER TRIGGER connector_capture ON %s DEPENDS ON EXTENSION connector', t.relid::regclass);
 		EXECUTE format('ALTER TRIGGER connector_capture_truncate ON %s DEPENDS ON EXTENSION connector', t.relid::regclass);
+		PERFORM @extschema@._capture_install_partitions(p_app, t.role, t.relid);
 	END LOOP;
 END
 $$;
@@ -141,7 +169,10 @@ BEGIN
 	SELECT array_agg(relid) INTO rels FROM gone;
 	DELETE FROM @extschema@.capture_gap g WHERE g.app = p_app;
 	FOR t IN SELECT tg.tgrelid, tg.tgname FROM pg_catalog.pg_trigger tg
-			  WHERE tg.tgrelid = ANY (rels) AND tg.tgparentid = 0
+			  WHERE (tg.tgrelid = ANY (rels)
+					 OR tg.tgrelid IN (SELECT @extschema@._leaves(r) FROM unnest(rels) r
+									   WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = r)))
+				AND tg.tgparentid = 0
 				AND tg.tgname IN ('connector_capture', 'connector_capture_truncate') LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid::regclass);
 	END LOOP;

@@ -43,11 +43,14 @@ SET search_path = pg_catalog, pg_temp AS $$
 	) s WHERE c IS NOT NULL
 $$;
 
--- The leaf partitions of a table (the table itself when it has none).
+-- The leaf partitions of a partitioned table; any other table itself.
 CREATE FUNCTION @extschema@._leaves(rel oid) RETURNS SETOF oid
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT p.relid::oid FROM pg_catalog.pg_partition_tree(rel) p WHERE p.isleaf
+	SELECT p.relid::oid FROM pg_catalog.pg_partition_tree(rel) p
+	 WHERE p.isleaf AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = rel) = 'p'
+	UNION ALL
+	SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid = rel AND c.relkind <> 'p'
 $$;
 
 -- What capture of a mapped table relies on beyond its triggers: the types of
@@ -145,10 +148,11 @@ BEGIN
 			RETURN NEXT;
 		END LOOP;
 		-- every partition captures (cloned triggers), none has gone away
-		FOR x IN SELECT l AS part, g.tgenabled FROM @extschema@._leaves(t.relid) l
-				   LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = l AND g.tgname = 'connector_capture'
-				  WHERE l <> t.relid AND (g.tgenabled IS NULL OR g.tgenabled = 'D') ORDER BY 1 LOOP
-			problem := format('trigger connector_capture %s on partition %s',
+		FOR x IN SELECT l AS part, w.name, g.tgenabled FROM @extschema@._leaves(t.relid) l
+				  CROSS JOIN unnest(ARRAY['connector_capture', 'connector_capture_truncate']) w(name)
+				   LEFT JOIN pg_catalog.pg_trigger g ON g.tgrelid = l AND g.tgname = w.name
+				  WHERE l <> t.relid AND (g.tgenabled IS NULL OR g.tgenabled = 'D') ORDER BY 1, 2 LOOP
+			problem := format('trigger %s %s on partition %s', x.name,
 							  CASE WHEN x.tgenabled IS NULL THEN 'missing' ELSE 'disabled' END, x.part::regclass);
 			RETURN NEXT;
 		END LOOP;
@@ -176,6 +180,10 @@ BEGIN
 	   OR NOT EXISTS (SELECT 1 FROM @extschema@.app_table) THEN
 		RETURN;
 	END IF;
+	-- a partition added (or whose truncate trigger was dropped) gets one
+	PERFORM @extschema@._capture_install_partitions(at.app, at.role, at.relid)
+	   FROM @extschema@.app_table at
+	  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = at.relid AND c.relkind = 'p');
 	who := @extschema@._outer_user();
 	FOR p IN SELECT * FROM @extschema@._capture_problems() c
 			  WHERE NOT EXISTS (SELECT 1 FROM @extschema@.capture_gap g

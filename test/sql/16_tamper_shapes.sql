@@ -6,7 +6,7 @@
 -- The owner can still add partitions, and their rows are captured.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(17);
+SELECT plan(22);
 CREATE ROLE regress_o;
 CREATE SCHEMA p AUTHORIZATION regress_o;
 SET ROLE regress_o;
@@ -43,6 +43,31 @@ RESET ROLE;
 SELECT is((SELECT count(*) FROM connector.changes('p') WHERE event->>'type' = 'access.granted'
 			  AND event#>>'{data,account,id}' = '150'), 1::bigint,
 		  'a row of the new partition is captured');
+
+-- TRUNCATE of one partition, or of the table: each row once
+SET ROLE regress_o;
+INSERT INTO p.acc VALUES (5, 'y');
+INSERT INTO p.gr VALUES (5, 1), (5, 2), (150, 2);
+SELECT lives_ok($$TRUNCATE p.gr2$$, 'the owner truncates a partition');
+DROP TRIGGER connector_capture_truncate ON p.gr2;
+SELECT is((SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'p.gr2'::regclass
+			  AND tgname = 'connector_capture_truncate'), 'A',
+		  'a partition''s truncate trigger the owner drops is put back at once');
+RESET ROLE;
+SELECT is((SELECT array_agg(event#>>'{data,account,id}' || ':' || (event#>>'{data,entitlement,id}')
+							ORDER BY event#>>'{data,account,id}', event#>>'{data,entitlement,id}')
+			 FROM connector.changes('p') WHERE event->>'type' = 'access.revoked'),
+		  ARRAY['150:1', '150:2'], 'TRUNCATE of a partition revokes its grants');
+TRUNCATE p.gr;
+SELECT is((SELECT array_agg(event#>>'{data,account,id}' || ':' || (event#>>'{data,entitlement,id}')
+							ORDER BY event#>>'{data,account,id}', event#>>'{data,entitlement,id}')
+			 FROM connector.changes('p') WHERE event->>'type' = 'access.revoked'),
+		  ARRAY['150:1', '150:2', '5:1', '5:2'], 'TRUNCATE of the table revokes every grant once');
+SET ROLE regress_o;
+CREATE TABLE p.gr3 PARTITION OF p.gr FOR VALUES FROM (200) TO (300);
+RESET ROLE;
+SELECT is((SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'p.gr3'::regclass
+			  AND tgname = 'connector_capture_truncate'), 'A', 'a new partition gets its truncate trigger');
 
 -- done by a superuser: allowed, and recorded
 ALTER TABLE p.gr DETACH PARTITION p.gr2;
