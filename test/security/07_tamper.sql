@@ -9,7 +9,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir fixtures/hostile.sql
 \ir fixtures/partitioned.sql
-SELECT plan(40);
+SELECT plan(44);
 
 -- Run DDL as the current role, look, and undo it: [outcome ('done' or the
 -- error), the capture.tampered events it recorded as "table: problem", the
@@ -52,7 +52,11 @@ INSERT INTO ddl VALUES
 	(7, 'part', 'DISABLE TRIGGER connector_capture on one partition',
 	 $$ALTER TABLE part.members_a DISABLE TRIGGER connector_capture$$),
 	(8, 'part', 'DETACH PARTITION of the mapped grants table',
-	 $$ALTER TABLE part.members DETACH PARTITION part.members_b$$);
+	 $$ALTER TABLE part.members DETACH PARTITION part.members_b$$),
+	(9, 'crm', 'ALTER TABLE ... INHERIT makes a table holding rows a child of the mapped grants table',
+	 $$CREATE TABLE crm.user_roles_old (LIKE crm.user_roles INCLUDING CONSTRAINTS);
+	   INSERT INTO crm.user_roles_old (user_id, role_id) VALUES (42, 7);
+	   ALTER TABLE crm.user_roles_old INHERIT crm.user_roles$$);
 
 -- The owner, who is no connector_admin: refused, whatever it is.
 GRANT SELECT ON ddl TO PUBLIC;

@@ -61,7 +61,7 @@ SELECT pg_temp.after_call('reconcile (report only)', may_skip => true);
 
 -- The platform's reads of the change stream touch no application object.
 SET ROLE regress_platform;
-SELECT cmp_ok((SELECT count(*) FROM connector.changes('crm')), '>=', 0::bigint, 'changes: readable');
+SELECT is((SELECT count(*) FROM connector.changes('crm')), 0::bigint, 'changes: the reads above wrote no event');
 RESET ROLE;
 SELECT is(pg_temp.evil_seen(), 'nothing', 'changes: ran none of the owner''s code');
 
