@@ -239,6 +239,7 @@ static Oid	capture_user = InvalidOid;	/* role running the current DML */
 PG_FUNCTION_INFO_V1(connector_capture);
 PG_FUNCTION_INFO_V1(connector_emit);
 PG_FUNCTION_INFO_V1(connector_flush);
+PG_FUNCTION_INFO_V1(connector_capture_rows);
 PG_FUNCTION_INFO_V1(connector_outer_user);
 
 static void FlushChunks(void);
@@ -2381,24 +2382,18 @@ RowEvents(CaptureCall *cc, HeapTuple old, HeapTuple new)
 }
 
 /*
- * TRUNCATE fires no row triggers: emit the events of deleting every row of
- * rel, scanning it before it is emptied.  TRUNCATE of a partitioned table
- * fires the BEFORE TRUNCATE trigger of every partition too, and each leaf
- * partition has its own (connector._capture_install_partitions): its rows
- * are captured there, whether the TRUNCATE named the partition or the table.
+ * The events of every row of rel at once: deleting them all (TRUNCATE), or
+ * adding them all (a table attached as a partition of a mapped table).
  */
 static void
-TruncateEvents(Relation rel, const char *app, const char *role, const char *origin)
+ScanEvents(Relation rel, const char *app, const char *role, const char *origin, bool deleting)
 {
-	MemoryContext rowcxt;
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "connector scan row",
+												 ALLOCSET_DEFAULT_SIZES);
 	CaptureCall cc;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION)
-		return;
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "connector truncate row",
-								   ALLOCSET_DEFAULT_SIZES);
 	cc.map = GetMap(rel, app, role);
 	NameCache();
 	cc.desc = RelationGetDescr(rel);
@@ -2411,7 +2406,10 @@ TruncateEvents(Relation rel, const char *app, const char *role, const char *orig
 		bool		shouldfree;
 		HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
 
-		RowEvents(&cc, tup, NULL);
+		if (deleting)
+			RowEvents(&cc, tup, NULL);
+		else
+			RowEvents(&cc, NULL, tup);
 		if (shouldfree)
 			heap_freetuple(tup);
 		MemoryContextSwitchTo(old);
@@ -2420,6 +2418,20 @@ TruncateEvents(Relation rel, const char *app, const char *role, const char *orig
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
+}
+
+/*
+ * TRUNCATE fires no row triggers: emit the events of deleting every row of
+ * rel before it is emptied.  TRUNCATE of a partitioned table fires the
+ * BEFORE TRUNCATE trigger of every partition too, and each leaf partition has
+ * its own (connector._capture_install_partitions): its rows are captured
+ * there, whether the TRUNCATE named the partition or the table.
+ */
+static void
+TruncateEvents(Relation rel, const char *app, const char *role, const char *origin)
+{
+	if (rel->rd_rel->relkind == RELKIND_RELATION)
+		ScanEvents(rel, app, role, origin, true);
 }
 
 /*
@@ -2495,6 +2507,32 @@ connector_emit(PG_FUNCTION_ARGS)
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();
 	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), CurrentOrigin(), &ev, NULL, NULL);
+	PG_RETURN_VOID();
+}
+
+/*
+ * connector._capture_rows(app text, role text, rel oid): the events of adding
+ * every row of rel, a table just attached as a partition of a mapped table
+ * (its rows join the application's without any row trigger firing), by the
+ * role that attached it.  Superuser only: the DDL event trigger calls it.
+ */
+Datum
+connector_capture_rows(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function _capture_rows")));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		elog(ERROR, "_capture_rows: app, role and table are required");
+	rel = table_open(PG_GETARG_OID(2), AccessShareLock);
+	capture_user = GetOuterUserId();
+	if (rel->rd_rel->relkind == RELKIND_RELATION)
+		ScanEvents(rel, text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				   CurrentOrigin(), false);
+	table_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }
 

@@ -25,6 +25,10 @@ CREATE FUNCTION @extschema@._emit(app text, type text, after jsonb) RETURNS void
 AS 'MODULE_PATHNAME', 'connector_emit'
 LANGUAGE C;
 
+CREATE FUNCTION @extschema@._capture_rows(app text, role text, rel oid) RETURNS void
+AS 'MODULE_PATHNAME', 'connector_capture_rows'
+LANGUAGE C;
+
 CREATE FUNCTION @extschema@._outer_user() RETURNS oid
 AS 'MODULE_PATHNAME', 'connector_outer_user'
 LANGUAGE C STABLE;
@@ -201,15 +205,20 @@ BEGIN
 								  jsonb_build_object('table', p.table_name, 'problem', p.problem,
 													 'by', who::regrole::text));
 	END LOOP;
-	-- new partitions are captured (cloned triggers): remember them too
-	UPDATE @extschema@.app_table at
-	   SET state = jsonb_set(at.state, '{parts}', (
-			SELECT COALESCE(jsonb_agg(DISTINCT x ORDER BY x), '[]') FROM (
-				SELECT (j #>> '{}')::oid AS x FROM jsonb_array_elements(COALESCE(at.state->'parts', '[]')) j
-				UNION SELECT l FROM @extschema@._leaves(at.relid) l) s))
-	 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = at.relid)
-	   AND EXISTS (SELECT l FROM @extschema@._leaves(at.relid) l
-				   EXCEPT SELECT (j #>> '{}')::oid FROM jsonb_array_elements(COALESCE(at.state->'parts', '[]')) j);
+	-- A new partition is captured from now on (cloned triggers); the rows a
+	-- table attached as one brings join the application unseen by any
+	-- trigger: they become events now (an insert each, by who attached it).
+	-- Then it is remembered, so a partition that goes away is noticed.
+	FOR p IN SELECT at.app, at.role, at.relid, l AS leaf FROM @extschema@.app_table at
+			  CROSS JOIN LATERAL @extschema@._leaves(at.relid) l
+			 WHERE l <> at.relid
+			   AND NOT COALESCE(at.state->'parts', '[]') @> to_jsonb(l)
+			 ORDER BY 1, 2, 4 LOOP
+		PERFORM @extschema@._capture_rows(p.app, p.role, p.leaf);
+		UPDATE @extschema@.app_table at
+		   SET state = jsonb_set(at.state, '{parts}', COALESCE(at.state->'parts', '[]') || to_jsonb(p.leaf))
+		 WHERE at.app = p.app AND at.role = p.role;
+	END LOOP;
 	-- a weakness that was repaired can be reported again if it recurs
 	DELETE FROM @extschema@.capture_gap g
 	 WHERE NOT EXISTS (SELECT 1 FROM @extschema@._capture_problems() c

@@ -6,7 +6,7 @@
 -- The owner can still add partitions, and their rows are captured.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(22);
+SELECT plan(24);
 CREATE ROLE regress_o;
 CREATE SCHEMA p AUTHORIZATION regress_o;
 SET ROLE regress_o;
@@ -68,6 +68,21 @@ CREATE TABLE p.gr3 PARTITION OF p.gr FOR VALUES FROM (200) TO (300);
 RESET ROLE;
 SELECT is((SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'p.gr3'::regclass
 			  AND tgname = 'connector_capture_truncate'), 'A', 'a new partition gets its truncate trigger');
+
+-- a table attached as a partition brings its rows: each becomes an event
+SET ROLE regress_o;
+CREATE TABLE p.gr4 (a int NOT NULL, e int NOT NULL, x int);
+INSERT INTO p.gr4 VALUES (300, 3), (301, 4);
+SELECT lives_ok($$ALTER TABLE p.gr ATTACH PARTITION p.gr4 FOR VALUES FROM (300) TO (400)$$,
+				'the owner attaches a table that holds rows');
+RESET ROLE;
+SELECT is((SELECT array_agg(concat_ws(' ', event#>>'{data,account,id}', event#>>'{data,entitlement,id}',
+									 event#>>'{data,origin,via}', event#>>'{data,origin,db_user}')
+							ORDER BY event#>>'{data,account,id}')
+			 FROM connector.changes('p') WHERE event->>'type' = 'access.granted'
+			  AND (event#>>'{data,account,id}')::int >= 300),
+		  ARRAY['300 3 direct regress_o', '301 4 direct regress_o'],
+		  'its rows are granted, directly, by the role that attached it');
 
 -- done by a superuser: allowed, and recorded
 ALTER TABLE p.gr DETACH PARTITION p.gr2;
