@@ -26,29 +26,31 @@
 -- Parse a string argument as the type of typ (NULL stays NULL), as its input
 -- function does in the session's settings (TimeZone, DateStyle,
 -- IntervalStyle), the way a literal argument of the original is parsed.  A
--- value that does not parse raises invalid_text_representation naming the
--- argument, with the input function's message as detail; echo false keeps
--- the value out of the message (endpoint options may hold credentials).
+-- value that does not parse fails with the SQLSTATE the input function gives
+-- a literal (22P02 for JSON and integers, 22007 for timestamps and intervals,
+-- 22003 or 22008 out of range), and a message naming the argument, the input
+-- function's message as detail; echo false keeps the value out of the
+-- message and the detail (endpoint options may hold credentials).
 CREATE FUNCTION @extschema@._arg(val text, what text, typ anyelement, echo boolean DEFAULT true)
 RETURNS anyelement
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r ALIAS FOR $0;
+	state text;
 	detail text;
 BEGIN
 	-- PL/pgSQL assigns text to another type through its input function
 	r := val;
 	RETURN r;
 EXCEPTION WHEN data_exception THEN
-	GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL;
 	IF NOT echo THEN
 		RAISE EXCEPTION '% is not a valid %', what, pg_typeof(typ)
-			USING ERRCODE = 'invalid_text_representation',
-				  DETAIL = SQLERRM;
+			USING ERRCODE = state;
 	END IF;
 	RAISE EXCEPTION '% "%" is not a valid %', what, left(val, 200), pg_typeof(typ)
-		USING ERRCODE = 'invalid_text_representation',
+		USING ERRCODE = state,
 			  DETAIL = SQLERRM || COALESCE(NULLIF(': ' || detail, ': '), '');
 END
 $$;

@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(55);
+SELECT plan(57);
 SET LOCAL track_functions = 'all';
 SET LOCAL TimeZone = 'UTC';
 
@@ -203,14 +203,17 @@ SELECT is((SELECT array_agg(c.position ORDER BY c.position) FROM connector.chang
 		  (SELECT array_agg(c.position ORDER BY c.position) FROM connector.changes('crm', 3) c),
 		  'the same events as the original');
 
--- Strings that do not parse: the argument is named, SQLSTATE 22P02.
+-- Strings that do not parse: the argument is named; the SQLSTATE is the one
+-- the type's input function gives a literal (the original's, for a literal).
 SELECT throws_ok($$EXECUTE ca('ivy', '{"id": 56,', NULL)$$, '22P02',
 				 'attributes "{"id": 56," is not a valid jsonb', 'JSON that does not parse');
 SELECT throws_ok($$SELECT connector.create_account('crm', 'ivy', '{bad')$$, '22P02',
 				 'attributes "{bad" is not a valid jsonb', 'the same for a literal');
-SELECT throws_ok($$EXECUTE gr('53', '7', NULL, 'next week')$$, '22P02',
+SELECT throws_ok($$EXECUTE gr('53', '7', NULL, 'next week')$$, '22007',
 				 'expires_at "next week" is not a valid timestamp with time zone', 'a timestamp that does not parse');
 SELECT throws_ok($$EXECUTE ch('ten', 10)$$, '22P02', 'after "ten" is not a valid bigint', 'a position that does not parse');
+SELECT throws_ok($$EXECUTE ch('99999999999999999999', 10)$$, '22003',
+				 'after "99999999999999999999" is not a valid bigint', 'a position out of range');
 SELECT throws_ok($$EXECUTE ch('-1', 10)$$, '22023', 'position -1 is out of range', 'a negative position: the original''s error');
 SELECT throws_ok($$EXECUTE ch(NULL, 10)$$, '22004', 'after must not be null', 'a NULL position: the original''s error');
 SELECT throws_ok($$EXECUTE ap('[')$$, '22P02', 'operations "[" is not a valid jsonb', 'operations that do not parse');
@@ -229,6 +232,8 @@ SELECT lives_ok($$SELECT connector.rotate_secret('crm', 'hook', 'whsec_MfKQ9r8GK
 				'rotate_secret with the overlap bound as varchar');
 SELECT throws_ok($$SELECT connector.rotate_secret('crm', 'hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '-1 hour'::varchar)$$,
 				 '22023', 'overlap must not be negative', 'a negative overlap: the original''s error');
+SELECT throws_ok($$SELECT connector.rotate_secret('crm', 'hook', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'a while'::varchar)$$,
+				 '22007', 'overlap "a while" is not a valid interval', 'an overlap that does not parse');
 SELECT throws_ok($$SELECT connector.redeliver('crm', 'hook', 'first'::varchar)$$, '22P02',
 				 'from_position "first" is not a valid bigint', 'redeliver: a position that does not parse');
 
