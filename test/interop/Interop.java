@@ -252,6 +252,8 @@ public class Interop {
 		eq(state(p, g, id, "1", "it-bad-exp", "next week"), "22007", "a timestamp that does not parse: invalid_datetime_format");
 		eq(state(p, "SELECT id FROM connector.accounts(?, NULL, 10)", "nope"), "42704",
 				"an unknown application: undefined_object");
+		eq(state(p, "SELECT id FROM connector.accounts('crm', NULL, ?)", 10L), "42883",
+				"setLong(limit) finds no function (limit is an integer: setInt)");
 		eq(state(p, "SELECT count(*) FROM connector.changes('crm', ?, ?)", -1L, 10), "22023",
 				"a negative position: invalid_parameter_value");
 
