@@ -32,4 +32,8 @@ timeout 300 python3 test/receiver/test_receiver.py || status=1
 
 # The docs test: every SQL example of README.md and docs/*.md runs as written.
 test/docs/run.sh || status=1
+
+# The interop suite: the documented calls through pgjdbc, psqlODBC, psycopg2,
+# psycopg 3 and node-postgres, as the identity platforms make them.
+test/interop/run.sh || status=1
 exit $status

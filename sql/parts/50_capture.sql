@@ -341,7 +341,13 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Positions start at 1; pass 0 to read from the start.';
 	END IF;
-	PERFORM @extschema@._seal();
+	-- Sealing writes (and locks seal_state FOR UPDATE), which a read-only
+	-- transaction or a hot standby refuses: there the reader gets the events
+	-- already sealed, which the dispatcher (or a read-write reader) seals
+	-- continuously, the same every time however many are still unsealed.
+	IF NOT (current_setting('transaction_read_only')::boolean OR pg_is_in_recovery()) THEN
+		PERFORM @extschema@._seal();
+	END IF;
 	SELECT s.purged_through INTO purged FROM @extschema@.seal_state s;
 	IF changes.after < purged THEN
 		RAISE EXCEPTION 'position % is older than the retained history', changes.after

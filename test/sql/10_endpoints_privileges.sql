@@ -44,7 +44,7 @@ SELECT is((SELECT count(*) FROM information_schema.columns WHERE table_schema = 
 			  AND table_name IN ('status', 'dead_letters') AND column_name LIKE '%secret%'), 0::bigint,
 		  'the views have no secret column');
 SELECT ok(NOT EXISTS (SELECT 1 FROM connector.status s WHERE s::text LIKE '%MfKQ9r8GKYqr%'), 'no status row shows the secret');
-SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
+SELECT is((SELECT array_agg(DISTINCT p.proname::text ORDER BY p.proname::text) FROM pg_proc p
 			WHERE p.pronamespace = 'connector'::regnamespace AND 'log_min_error_statement=panic' = ANY (p.proconfig)),
 		  ARRAY['add_endpoint', 'rotate_secret'], 'the functions taking a secret keep failing statements out of the server log');
 SELECT is((SELECT array_agg(DISTINCT p.proname::text ORDER BY p.proname::text) FROM pg_proc p

@@ -53,6 +53,11 @@ my %hostile = (
 	bigint => [ '-1', '0', '9223372036854775807', '-9223372036854775808', 'NULL' ],
 	'timestamp with time zone' => [ q{'infinity'}, q{'-infinity'}, q{'4713-01-01 BC'}, 'NULL' ],
 	interval => [ q{'-1 day'}, q{'0'}, q{'178000000 years'}, 'NULL' ],
+	# the string overloads (JDBC setString): JSON, timestamps, positions and
+	# intervals as text, and text that is none of them
+	'character varying' => [ q{'{}'}, q{'[]'}, q{'[{"op": "grant"}]'}, q{'{"accounts": 1}'}, "'{bad'",
+		q{'infinity'}, q{'2001-01-01 00:00:00+00'}, q{'next week'}, q{'-1'}, q{'9223372036854775808'},
+		q{'1 day'}, q{'-1 day'}, q{''}, $long, q{''')); DROP TABLE x; --'}, "repeat('[', 200)", 'NULL' ],
 	boolean => [ 'NULL' ],
 	bytea => [ q{''}, 'NULL' ],
 );
