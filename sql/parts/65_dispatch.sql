@@ -262,17 +262,19 @@ BEGIN
 END
 $$;
 
--- Sealing by the worker, every round.  Without an active endpoint the
--- worker stays out of the way of the application's writes (commits do not
--- wake it: it returns false) but still seals once per connector.naptime, so
--- that readers who cannot seal (changes() in a read-only transaction or on
--- a hot standby) see new events.  Returns whether an active endpoint exists.
+-- Sealing by the worker: only where an endpoint waits for events.  Without
+-- one, readers of changes() seal on demand and the worker stays out of the
+-- way of the application's writes (commits do not even wake it).  Returns
+-- whether an active endpoint exists.
 CREATE FUNCTION @extschema@._dispatch_seal() RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM @extschema@._seal();
-	RETURN EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active');
+	IF EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active') THEN
+		PERFORM @extschema@._seal();
+		RETURN true;
+	END IF;
+	RETURN false;
 END
 $$;
 
