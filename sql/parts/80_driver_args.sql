@@ -189,7 +189,7 @@ COMMENT ON FUNCTION @extschema@.register_app(text, character varying) IS
 
 CREATE FUNCTION @extschema@.add_endpoint(app text, name text, url text, secret text,
 										 options character varying)
-RETURNS void
+RETURNS text
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET log_min_error_statement = panic AS $$
@@ -201,7 +201,7 @@ COMMENT ON FUNCTION @extschema@.add_endpoint(text, text, text, text, character v
 
 CREATE FUNCTION @extschema@.rotate_secret(app text, name text, new_secret text,
 										  overlap character varying)
-RETURNS void
+RETURNS text
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET log_min_error_statement = panic AS $$

@@ -77,7 +77,7 @@ sub fails_quietly
 # Failures before the body runs.
 my $s = canary('json');
 fails_quietly('malformed options JSON',
-	"SELECT connector.add_endpoint('crm', 'j', 'https://hooks.example.com/x', '$s', '{\"batch_size\": 10,')",
+	"SELECT connector.add_endpoint('crm', 'j', 'https://hooks.example.com/x', '$s', '{\"batch_size\": 10,'::jsonb)",
 	qr/invalid input syntax for type json/, [$s]);
 $s = canary('overlap');
 fails_quietly('bad overlap interval',
@@ -99,7 +99,7 @@ fails_quietly('no function of that signature',
 $s = canary('quoted');
 fails_quietly('quoted, schema-qualified name',
 	"SELECT \"connector\".\"add_endpoint\"('crm', 'q', 'https://hooks.example.com/x', '$s', '{bad')",
-	qr/invalid input syntax for type json/, [$s]);
+	qr/endpoint options is not a valid jsonb/, [$s]);
 $s = canary('upper');
 fails_quietly('upper case name',
 	"SELECT CONNECTOR.ROTATE_SECRET('crm', 'hook', '$s', 'soonish')",
@@ -107,7 +107,7 @@ fails_quietly('upper case name',
 $s = canary('unqualified');
 fails_quietly('unqualified name after SET search_path',
 	"SET search_path = connector, public; SELECT add_endpoint('crm', 'u', 'https://hooks.example.com/x', '$s', '[1,')",
-	qr/invalid input syntax for type json/, [$s]);
+	qr/endpoint options is not a valid jsonb/, [$s]);
 
 # Failures in the body.
 fails_quietly('bad secret format',
@@ -284,14 +284,14 @@ $bare->safe_psql('postgres', ConnectorTest::crm_setup() =~ s/^/CREATE EXTENSION 
 {
 	my $offset = -s $bare->logfile;
 	$bare->psql('postgres',
-		"SELECT connector.add_endpoint('crm', 'j', 'https://hooks.example.com/x', 'LeakCanaryNotLoaded', '{bad')");
+		"SELECT connector.add_endpoint('crm', 'j', 'https://hooks.example.com/x', 'LeakCanaryNotLoaded', '{bad'::jsonb)");
 	like(slurp_file($bare->logfile, $offset), qr/STATEMENT:  .*LeakCanaryNotLoaded/,
 		'not preloaded, library not loaded: the statement is logged (documented limit)');
 
 	local $ENV{PGOPTIONS} = '-c session_preload_libraries=connector';
 	$offset = -s $bare->logfile;
 	$bare->psql('postgres',
-		"SELECT connector.add_endpoint('crm', 'j', 'https://hooks.example.com/x', 'LeakCanarySessionPreload', '{bad')");
+		"SELECT connector.add_endpoint('crm', 'j', 'https://hooks.example.com/x', 'LeakCanarySessionPreload', '{bad'::jsonb)");
 	my $log = slurp_file($bare->logfile, $offset);
 	like($log, qr/invalid input syntax for type json/, 'session_preload_libraries: the error is logged');
 	unlike($log, qr/LeakCanarySessionPreload/, 'session_preload_libraries: the statement is not');
