@@ -763,7 +763,7 @@ RecordList(void *arg)
 	{
 		Outcome    *o = lfirst(lc);
 		Oid			types[5] = {INT4OID, INT8OID, INT4OID, TEXTOID, INT8OID};
-		Datum		values[5];
+		Datum		values[5] = {0};
 		char		nulls[5] = "     ";
 		bool		isnull;
 
@@ -853,7 +853,7 @@ PickMessages(void *arg)
 {
 	PickArg    *a = arg;
 	Oid			types[3] = {INT4ARRAYOID, INT4OID, INT4OID};
-	Datum		values[3];
+	Datum		values[3] = {0};
 	char		nulls[3] = "   ";
 	uint64		i;
 
@@ -925,7 +925,7 @@ PickForEndpoint(ArrayType *busy, int id, const char *app, const char *name, bool
 	TimestampTz start = GetCurrentTimestamp();
 	ErrorData  *edata = InSubtransaction(PickMessages, &one);
 	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[5];
+	Datum		values[5] = {0};
 	char		nulls[5] = "n    ";
 	bool		isnull;
 
@@ -970,7 +970,7 @@ static List *
 PickOneByOne(ArrayType *busy, bool failing)
 {
 	Oid			types[2] = {INT4ARRAYOID, BOOLOID};
-	Datum		values[2];
+	Datum		values[2] = {0};
 	SPITupleTable *tt;
 	uint64		n;
 	uint64		i;
@@ -1296,7 +1296,7 @@ ExpireApp(const char *app)
 	volatile bool recovered = false;
 	TimestampTz start = GetCurrentTimestamp();
 	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[5];
+	Datum		values[5] = {0};
 	char		nulls[5] = " n   ";
 
 	values[0] = CStringGetTextDatum(app);
