@@ -569,6 +569,7 @@ static List *outcomes = NIL;	/* of Outcome * */
 static int	outcomes_kept = 0;	/* outcomes a locked endpoint held back */
 static bool outcome_failed = false; /* a failure among the outcomes */
 static bool extension_gone = false; /* the extension was dropped: leave */
+static bool endpoints_failing = true;	/* an endpoint has a dispatch_error */
 
 static EndpointRun *
 FindRun(int endpoint_id, bool create)
@@ -1052,7 +1053,8 @@ LoadMessages(void)
 		FreeMessages(all.messages);
 		picked = PickOneByOne(arr, false);
 	}
-	retried = PickOneByOne(arr, true);
+	/* a failure recorded just now is not due yet: the flag of the seal will do */
+	retried = endpoints_failing ? PickOneByOne(arr, true) : NIL;
 	old = MemoryContextSwitchTo(worker_cxt);
 	picked = list_concat(picked, retried);
 	MemoryContextSwitchTo(old);
@@ -1203,9 +1205,12 @@ SealStep(void)
 		{
 			bool		isnull;
 
-			WorkerExec("SELECT connector._dispatch_seal()", 0, NULL, NULL, NULL, false);
+			WorkerExec("SELECT active, failing FROM connector._dispatch_seal()",
+					   0, NULL, NULL, NULL, false);
 			active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 												1, &isnull));
+			endpoints_failing = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 2, &isnull));
 		}
 		EndStep();
 	}

@@ -301,16 +301,17 @@ $$;
 -- Sealing by the worker: only where an endpoint waits for events.  Without
 -- one, readers of changes() seal on demand and the worker stays out of the
 -- way of the application's writes (commits do not even wake it).  Returns
--- whether an active endpoint exists.
-CREATE FUNCTION @extschema@._dispatch_seal() RETURNS boolean
+-- whether an active endpoint exists, and whether an endpoint has a
+-- dispatch_error (only then does the worker look for one due for a try).
+CREATE FUNCTION @extschema@._dispatch_seal(OUT active boolean, OUT failing boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	IF EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active') THEN
+	active := EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active');
+	IF active THEN
 		PERFORM @extschema@._seal();
-		RETURN true;
 	END IF;
-	RETURN false;
+	failing := EXISTS (SELECT 1 FROM @extschema@.dispatch_error d WHERE d.endpoint_id IS NOT NULL);
 END
 $$;
 
