@@ -57,8 +57,11 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -535,6 +538,7 @@ typedef struct Outcome
 	int			status;
 	char	   *error;
 	long		retry_after_ms;
+	bool		done;			/* recorded (or given up) in the current round */
 } Outcome;
 
 /*
@@ -545,16 +549,34 @@ typedef struct Outcome
 #define OUTCOMES_PER_ROUND 64
 #define OUTCOMES_MAX_WAIT_MS 20
 
+/*
+ * Lock waits.  The worker's own transactions (sealing, answers, messages,
+ * retention) lock connector tables only, which other sealers and admin calls
+ * hold for milliseconds: a lock held longer is tried again next round, not
+ * waited for.  Expiry writes to application tables, which their owners may
+ * lock or slow down with triggers: it waits as briefly for a lock, runs at
+ * most EXPIRY_TIMEOUT_MS, and a failure puts off that application alone,
+ * with backoff (connector.dispatch_error).
+ */
+#define WORKER_LOCK_TIMEOUT "200ms"
+#define EXPIRY_LOCK_TIMEOUT "200ms"
+#define EXPIRY_TIMEOUT_MS 30000
+
 static MemoryContext worker_cxt = NULL;
+static MemoryContext step_cxt = NULL;	/* errors and lists of one round */
 static List *endpoint_runs = NIL;	/* of EndpointRun * */
 static List *outcomes = NIL;	/* of Outcome * */
+static int	outcomes_kept = 0;	/* outcomes a locked endpoint held back */
 static bool outcome_failed = false; /* a failure among the outcomes */
+static bool extension_gone = false; /* the extension was dropped: leave */
+static bool endpoints_failing = true;	/* an endpoint has a dispatch_error */
 
 static EndpointRun *
 FindRun(int endpoint_id, bool create)
 {
 	ListCell   *lc;
 	EndpointRun *run;
+	MemoryContext old;
 
 	foreach(lc, endpoint_runs)
 	{
@@ -564,9 +586,11 @@ FindRun(int endpoint_id, bool create)
 	}
 	if (!create)
 		return NULL;
-	run = MemoryContextAllocZero(worker_cxt, sizeof(EndpointRun));
+	old = MemoryContextSwitchTo(worker_cxt);
+	run = palloc0(sizeof(EndpointRun));
 	run->endpoint_id = endpoint_id;
 	endpoint_runs = lappend(endpoint_runs, run);
+	MemoryContextSwitchTo(old);
 	return run;
 }
 
@@ -585,6 +609,16 @@ FreeMessage(Message *m)
 	pfree(m);
 }
 
+static void
+FreeMessages(List *messages)
+{
+	ListCell   *lc;
+
+	foreach(lc, messages)
+		FreeMessage(lfirst(lc));
+	list_free(messages);
+}
+
 /* Execute one statement of the worker's protocol, with parameters. */
 static void
 WorkerExec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
@@ -596,19 +630,146 @@ WorkerExec(const char *sql, int nargs, Oid *types, Datum *values, const char *nu
 		elog(ERROR, "connector dispatcher: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
 }
 
-/* Record the outcomes of finished requests (caller is in a transaction). */
+/*
+ * Start one of the worker's transactions: SPI, a snapshot and a lock
+ * timeout that ends with it.
+ */
 static void
-RecordOutcomes(void)
+BeginStep(const char *activity, const char *lock_timeout)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector dispatcher: SPI_connect failed");
+	(void) set_config_option("lock_timeout", lock_timeout, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commit the step's transaction. */
+static void
+EndStep(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * In the PG_CATCH of a step: roll its transaction back and return the
+ * error, copied into step_cxt, which outlives the transaction.
+ */
+static ErrorData *
+AbortStep(void)
+{
+	ErrorData  *edata;
+
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	MemoryContextSwitchTo(step_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	/* where a committed step leaves the worker */
+	MemoryContextSwitchTo(TopMemoryContext);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return edata;
+}
+
+/*
+ * After a failed step: did it fail because the extension was dropped?  Then
+ * the worker leaves quietly at the end of the round.
+ */
+static bool
+ExtensionGone(void)
+{
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("connector", true)))
+		extension_gone = true;
+	CommitTransactionCommand();
+	return extension_gone;
+}
+
+/*
+ * Log a failed step (called outside any transaction), unless the extension
+ * is gone.  A lock that another transaction holds is tried again next
+ * round: LOG, at most once a minute; anything else WARNING.
+ */
+static void
+ReportStepError(ErrorData *edata, const char *what)
+{
+	static TimestampTz last_lock_report = 0;
+
+	if (ExtensionGone())
+		return;
+	/* a long-held lock would otherwise be reported every round */
+	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	{
+		if (!TimestampDifferenceExceeds(last_lock_report, GetCurrentTimestamp(), 60000))
+			return;
+		last_lock_report = GetCurrentTimestamp();
+	}
+	ereport(edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ? LOG : WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("connector dispatcher could not %s: %s", what, edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 errhint("It is tried again in the next round; other work goes on.")));
+}
+
+/*
+ * Run fn in a subtransaction of the current step.  An error rolls back what
+ * fn did and is returned (copied into step_cxt), so the step goes on with
+ * the next endpoint.
+ */
+static ErrorData *
+InSubtransaction(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(step_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+/*
+ * Record the outcomes of a list (of Outcome *) that are not done yet,
+ * marking them done; one whose endpoint another transaction holds stays
+ * for a later round.
+ */
+static void
+RecordList(void *arg)
 {
 	ListCell   *lc;
 
-	foreach(lc, outcomes)
+	foreach(lc, (List *) arg)
 	{
 		Outcome    *o = lfirst(lc);
 		Oid			types[5] = {INT4OID, INT8OID, INT4OID, TEXTOID, INT8OID};
-		Datum		values[5];
+		Datum		values[5] = {0};
 		char		nulls[5] = "     ";
+		bool		isnull;
 
+		if (o->done)
+			continue;
 		values[0] = Int32GetDatum(o->endpoint_id);
 		values[1] = Int64GetDatum(o->first_position);
 		values[2] = Int32GetDatum(o->status);
@@ -619,47 +780,93 @@ RecordOutcomes(void)
 		values[4] = Int64GetDatum((int64) o->retry_after_ms);
 		WorkerExec("SELECT connector._dispatch_result($1, $2, $3, $4, $5)",
 				   5, types, values, nulls, false);
+		o->done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											 1, &isnull));
+	}
+}
+
+/*
+ * Record the outcomes of finished requests (caller is in a step).  All in
+ * one subtransaction; if that fails, one by one, and an outcome that cannot
+ * be recorded is given up: its message stays pending and is sent again.
+ */
+static void
+RecordOutcomes(void)
+{
+	ListCell   *lc;
+	ErrorData  *edata;
+
+	if (outcomes == NIL || InSubtransaction(RecordList, outcomes) == NULL)
+		return;
+	foreach(lc, outcomes)
+		((Outcome *) lfirst(lc))->done = false;
+	foreach(lc, outcomes)
+	{
+		Outcome    *o = lfirst(lc);
+		List	   *one = list_make1(o);
+
+		edata = InSubtransaction(RecordList, one);
+		list_free(one);
+		if (edata == NULL)
+			continue;
+		o->done = true;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("connector dispatcher could not record the answer to message %lld of endpoint %d: %s",
+						(long long) o->first_position, o->endpoint_id, edata->message),
+				 errdetail("The message stays pending and is sent again.")));
+	}
+}
+
+/* After the step that recorded them committed: forget the recorded outcomes. */
+static void
+ForgetRecordedOutcomes(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, outcomes)
+	{
+		Outcome    *o = lfirst(lc);
+
+		if (!o->done)
+			continue;
 		if (o->error)
 			pfree(o->error);
 		pfree(o);
+		outcomes = foreach_delete_current(outcomes, lc);
 	}
-	list_free(outcomes);
-	outcomes = NIL;
-	outcome_failed = false;
+	outcomes_kept = list_length(outcomes);
+	if (outcomes == NIL)
+		outcome_failed = false;
 }
 
-/* Queue the messages picked for idle endpoints (caller is in a transaction). */
-static void
-LoadMessages(void)
+/* What PickMessages picks for: every endpoint, or one. */
+typedef struct PickArg
 {
-	ListCell   *lc;
-	List	   *busy = NIL;
-	ArrayType  *arr;
-	Datum	   *elems;
-	int			n = 0;
-	Oid			types[2] = {INT4ARRAYOID, INT4OID};
-	Datum		values[2];
+	ArrayType  *busy;			/* endpoints with messages in hand */
+	int			only;			/* 0: every endpoint without a failure */
+	List	   *messages;		/* out: Message *, in worker_cxt */
+} PickArg;
+
+/* Pick the next messages (_dispatch_next) into a->messages. */
+static void
+PickMessages(void *arg)
+{
+	PickArg    *a = arg;
+	Oid			types[3] = {INT4ARRAYOID, INT4OID, INT4OID};
+	Datum		values[3] = {0};
+	char		nulls[3] = "   ";
 	uint64		i;
 
-	/* endpoints with messages in hand are left out; all others are candidates */
-	foreach(lc, endpoint_runs)
-	{
-		EndpointRun *run = lfirst(lc);
-
-		if (run->in_flight > 0 || run->queue != NIL)
-			busy = lappend_int(busy, run->endpoint_id);
-	}
-	elems = palloc(sizeof(Datum) * (list_length(busy) + 1));
-	foreach(lc, busy)
-		elems[n++] = Int32GetDatum(lfirst_int(lc));
-	arr = construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
-	values[0] = PointerGetDatum(arr);
+	values[0] = PointerGetDatum(a->busy);
 	values[1] = Int32GetDatum(PREFETCH_PER_ENDPOINT);
-
+	values[2] = Int32GetDatum(a->only);
+	if (a->only == 0)
+		nulls[2] = 'n';
 	WorkerExec("SELECT endpoint_id, ordered, url, headers::text, timeout_ms, message_id,"
 			   " first_position, body, keys"
-			   " FROM connector._dispatch_next($1, $2)",
-			   2, types, values, NULL, false);
+			   " FROM connector._dispatch_next($1, $2, $3)",
+			   3, types, values, nulls, false);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -668,7 +875,6 @@ LoadMessages(void)
 		bool		isnull;
 		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 		Message    *m = palloc0(sizeof(Message));
-		EndpointRun *run;
 		char	   *headers;
 		Datum		keys;
 
@@ -701,12 +907,177 @@ LoadMessages(void)
 		/* signatures are made when the request starts: the timestamp is per attempt */
 		m->req.headers = WebhookExtraHeaders(NULL, headers);
 		m->req.owner = m;
-
-		run = FindRun(m->endpoint_id, true);
-		run->queue = lappend(run->queue, m);
+		a->messages = lappend(a->messages, m);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Pick the messages of one endpoint on its own: after the shared pick
+ * failed, or when a failure of the endpoint is due for another try.  A
+ * failure is recorded in connector.dispatch_error (status shows it) and
+ * puts the endpoint off with backoff; the others are served meanwhile.
+ */
+static List *
+PickForEndpoint(ArrayType *busy, int id, const char *app, const char *name, bool failing)
+{
+	PickArg		one = {busy, id, NIL};
+	TimestampTz start = GetCurrentTimestamp();
+	ErrorData  *edata = InSubtransaction(PickMessages, &one);
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[5] = {0};
+	char		nulls[5] = "n    ";
+	bool		isnull;
+
+	if (edata == NULL)
+	{
+		values[0] = Int32GetDatum(id);
+		if (failing)
+		{
+			WorkerExec("SELECT connector._dispatch_recovered($1)", 1, &types[1], values, NULL, false);
+			if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+				ereport(LOG,
+						(errmsg("connector dispatcher builds the messages of endpoint \"%s\" of application \"%s\" again",
+								name, app)));
+		}
+		return one.messages;
+	}
+	FreeMessages(one.messages);
+	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		return NIL;				/* no failure of the endpoint: next round */
+	values[1] = Int32GetDatum(id);
+	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[3] = CStringGetTextDatum(edata->message);
+	values[4] = Int64GetDatum((GetCurrentTimestamp() - start) / 1000);
+	WorkerExec("SELECT failures, retry_at FROM connector._dispatch_failed($1, $2, $3, $4, $5)",
+			   5, types, values, nulls, false);
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("connector dispatcher cannot build the messages of endpoint \"%s\" of application \"%s\": %s",
+					name, app, edata->message),
+			 errdetail("Failure %d in a row; the next try is at %s.  Other endpoints are served meanwhile.",
+					   DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+			 errhint("connector.status shows the error in dispatch_error until the messages can be built.")));
+	return NIL;
+}
+
+/*
+ * Pick messages endpoint by endpoint (_dispatch_endpoints): those without a
+ * failure, or those whose failure is due for another try.
+ */
+static List *
+PickOneByOne(ArrayType *busy, bool failing)
+{
+	Oid			types[2] = {INT4ARRAYOID, BOOLOID};
+	Datum		values[2] = {0};
+	SPITupleTable *tt;
+	uint64		n;
+	uint64		i;
+	List	   *picked = NIL;
+
+	values[0] = PointerGetDatum(busy);
+	values[1] = BoolGetDatum(failing);
+	WorkerExec("SELECT endpoint_id, app, name FROM connector._dispatch_endpoints($1, $2)",
+			   2, types, values, NULL, false);
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int			id = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		char	   *app = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		char	   *name = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		List	   *some = PickForEndpoint(busy, id, app, name, failing);
+		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+
+		picked = list_concat(picked, some);
+		list_free(some);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_freetuptable(tt);
+	return picked;
+}
+
+/*
+ * The messages for idle endpoints (caller is in a step), as a list in
+ * worker_cxt; queued by the caller once the step has committed.  One pick
+ * for every endpoint in a subtransaction; should it fail, endpoint by
+ * endpoint, so one endpoint whose messages cannot be built stops only
+ * itself.
+ */
+static List *
+LoadMessages(void)
+{
+	ListCell   *lc;
+	List	   *busy = NIL;
+	ArrayType  *arr;
+	Datum	   *elems;
+	int			n = 0;
+	PickArg		all = {NULL, 0, NIL};
+	ErrorData  *edata;
+	List	   *picked;
+	List	   *retried;
+	MemoryContext old;
+
+	/* endpoints with messages in hand are left out; all others are candidates */
+	foreach(lc, endpoint_runs)
+	{
+		EndpointRun *run = lfirst(lc);
+
+		if (run->in_flight > 0 || run->queue != NIL)
+			busy = lappend_int(busy, run->endpoint_id);
+	}
+	elems = palloc(sizeof(Datum) * (list_length(busy) + 1));
+	foreach(lc, busy)
+		elems[n++] = Int32GetDatum(lfirst_int(lc));
+	arr = construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+	all.busy = arr;
+
+	edata = InSubtransaction(PickMessages, &all);
+	if (edata == NULL)
+		picked = all.messages;
+	else if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	{
+		/* a lock held elsewhere (VACUUM FULL, DROP EXTENSION): next round */
+		FreeMessages(all.messages);
+		ereport(LOG,
+				(errcode(edata->sqlerrcode),
+				 errmsg("connector dispatcher could not pick messages: %s", edata->message),
+				 errhint("It is tried again in the next round.")));
+		return NIL;
+	}
+	else
+	{
+		FreeMessages(all.messages);
+		picked = PickOneByOne(arr, false);
+	}
+	/* a failure recorded just now is not due yet: the flag of the seal will do */
+	retried = endpoints_failing ? PickOneByOne(arr, true) : NIL;
+	old = MemoryContextSwitchTo(worker_cxt);
+	picked = list_concat(picked, retried);
+	MemoryContextSwitchTo(old);
+	list_free(retried);
+	return picked;
+}
+
+/* Queue picked messages (of a committed step) on their endpoints. */
+static void
+QueueMessages(List *messages)
+{
+	ListCell   *lc;
+	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+
+	foreach(lc, messages)
+	{
+		Message    *m = lfirst(lc);
+		EndpointRun *run = FindRun(m->endpoint_id, true);
+
+		run->queue = lappend(run->queue, m);
+	}
+	list_free(messages);
+	MemoryContextSwitchTo(old);
 }
 
 /* Add the protocol headers, signed for this attempt, and start the request. */
@@ -815,38 +1186,242 @@ SetIdle(bool idle)
 }
 
 /*
- * One round in one short transaction: record outcomes, seal, maintain, pick
- * new messages.  Returns false when the extension is gone.
+ * Seal in a short transaction of its own, so the seal_state lock is held
+ * for the sealing alone.  Returns whether an endpoint is active (true when
+ * sealing failed: then nobody knows).
  */
 static bool
-WorkerRound(bool maintain)
+SealStep(void)
 {
-	bool		present;
-	bool		isnull;
+	volatile bool active = true;
+	ErrorData  *volatile edata = NULL;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	present = OidIsValid(get_extension_oid("connector", true));
-	if (present)
+	PG_TRY();
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "connector dispatcher: SPI_connect failed");
-		pgstat_report_activity(STATE_RUNNING, "connector dispatcher round");
-		RecordOutcomes();
-		WorkerExec("SELECT connector._dispatch_seal()", 0, NULL, NULL, NULL, false);
-		SetIdle(!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											1, &isnull)));
-		if (maintain)
-			WorkerExec("SELECT connector._dispatch_maintain()", 0, NULL, NULL, NULL, false);
-		LoadMessages();
-		SPI_finish();
+		BeginStep("connector dispatcher round: sealing", WORKER_LOCK_TIMEOUT);
+		if (!OidIsValid(get_extension_oid("connector", true)))
+			extension_gone = true;
+		else
+		{
+			bool		isnull;
+
+			WorkerExec("SELECT active, failing FROM connector._dispatch_seal()",
+					   0, NULL, NULL, NULL, false);
+			active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												1, &isnull));
+			endpoints_failing = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		EndStep();
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return present;
+	PG_CATCH();
+	{
+		edata = AbortStep();
+	}
+	PG_END_TRY();
+	if (edata != NULL)
+	{
+		ReportStepError(edata, "seal events");
+		return true;
+	}
+	if (!extension_gone)
+		SetIdle(!active);
+	return active;
+}
+
+/*
+ * Record the answers received and pick the next messages, in one short
+ * transaction.  The messages are queued, and the recorded answers
+ * forgotten, only once it has committed.
+ */
+static void
+MessagesStep(bool load)
+{
+	List	   *volatile picked = NIL;
+	ErrorData  *volatile edata = NULL;
+
+	PG_TRY();
+	{
+		BeginStep("connector dispatcher round: messages", WORKER_LOCK_TIMEOUT);
+		RecordOutcomes();
+		if (load)
+			picked = LoadMessages();
+		EndStep();
+	}
+	PG_CATCH();
+	{
+		edata = AbortStep();
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+	{
+		ForgetRecordedOutcomes();
+		QueueMessages(picked);
+		return;
+	}
+	/* nothing of it happened: the answers are recorded next round */
+	FreeMessages(picked);
+	{
+		ListCell   *lc;
+
+		foreach(lc, outcomes)
+			((Outcome *) lfirst(lc))->done = false;
+	}
+	ReportStepError(edata, "record answers and pick messages");
+}
+
+/*
+ * One round: seal, then record answers and pick messages, each in a short
+ * transaction of its own.
+ */
+static void
+WorkerRound(void)
+{
+	bool		active;
+
+	MemoryContextReset(step_cxt);
+	active = SealStep();
+	if (extension_gone)
+		return;
+	if (active || outcomes != NIL)
+		MessagesStep(active);
+}
+
+/*
+ * Expire the grants of one application, in a transaction of its own with a
+ * short lock timeout and a statement timeout: its owner may have locked a
+ * table or slowed it down with a trigger, and that must hold up neither
+ * sealing nor the other applications.  A failure puts the application off
+ * with backoff (connector.dispatch_error; status shows it as app_error).
+ */
+static void
+ExpireApp(const char *app)
+{
+	ErrorData  *volatile edata = NULL;
+	volatile bool recovered = false;
+	TimestampTz start = GetCurrentTimestamp();
+	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[5] = {0};
+	char		nulls[5] = " n   ";
+
+	values[0] = CStringGetTextDatum(app);
+	PG_TRY();
+	{
+		bool		isnull;
+
+		BeginStep("connector dispatcher: expiry of time-bound grants", EXPIRY_LOCK_TIMEOUT);
+		enable_timeout_after(STATEMENT_TIMEOUT, EXPIRY_TIMEOUT_MS);
+		WorkerExec("SELECT connector._dispatch_expire($1)", 1, types, values, NULL, false);
+		recovered = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   1, &isnull));
+		disable_timeout(STATEMENT_TIMEOUT, true);
+		/* a timeout that fired as the statement ended must not cancel anything later */
+		if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+			QueryCancelPending = false;
+		EndStep();
+	}
+	PG_CATCH();
+	{
+		edata = AbortStep();
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+	{
+		if (recovered)
+			ereport(LOG,
+					(errmsg("connector dispatcher expires the grants of application \"%s\" again", app)));
+		return;
+	}
+	if (ExtensionGone())
+		return;
+
+	/* record the failure, in a transaction of its own */
+	PG_TRY();
+	{
+		bool		isnull;
+
+		BeginStep("connector dispatcher: expiry of time-bound grants", WORKER_LOCK_TIMEOUT);
+		values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+		values[3] = CStringGetTextDatum(edata->message);
+		values[4] = Int64GetDatum((GetCurrentTimestamp() - start) / 1000);
+		WorkerExec("SELECT failures, retry_at FROM connector._dispatch_failed($1, $2, $3, $4, $5)",
+				   5, types, values, nulls, false);
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)			/* NULL: the application is gone */
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("connector dispatcher could not expire the grants of application \"%s\": %s",
+							app, edata->message),
+					 errdetail("Failure %s in a row; the next try is at %s.  Other applications are served meanwhile.",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+					 errhint("connector.status shows the error in app_error; connector.expire_grants('%s') runs it by hand.",
+							 app)));
+		EndStep();
+	}
+	PG_CATCH();
+	{
+		ReportStepError(AbortStep(), "record a failed expiry");
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Periodic work, every connector.naptime, after the round's requests have
+ * started: retention in a transaction of its own, then expiry of
+ * time-bound grants, one application at a time.
+ */
+static void
+Maintain(void)
+{
+	ErrorData  *volatile edata = NULL;
+	List	   *volatile apps = NIL;
+	ListCell   *lc;
+
+	MemoryContextReset(step_cxt);
+	PG_TRY();
+	{
+		uint64		i;
+
+		BeginStep("connector dispatcher: retention", WORKER_LOCK_TIMEOUT);
+		WorkerExec("SELECT connector._dispatch_maintain()", 0, NULL, NULL, NULL, false);
+		WorkerExec("SELECT app FROM connector._dispatch_expiry_due()", 0, NULL, NULL, NULL, true);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(step_cxt);
+
+			apps = lappend(apps, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+			MemoryContextSwitchTo(old);
+		}
+		EndStep();
+	}
+	PG_CATCH();
+	{
+		edata = AbortStep();
+	}
+	PG_END_TRY();
+	if (edata != NULL)
+	{
+		ReportStepError(edata, "remove old events (retention)");
+		return;
+	}
+	foreach(lc, apps)
+	{
+		ExpireApp(lfirst(lc));
+		if (extension_gone)
+			return;
+	}
+}
+
+/* The extension is gone: leave, and let the launcher look again later. */
+static void
+WorkerLeave(void)
+{
+	ereport(DEBUG1,
+			(errmsg_internal("connector dispatcher: extension not installed in this database, exiting")));
+	cancel_before_shmem_exit(WorkerShmemExit, BoolGetDatum(false));
+	WorkerShmemExit(0, BoolGetDatum(true));
+	proc_exit(0);
 }
 
 /*
@@ -877,6 +1452,8 @@ ConnectorWorkerMain(Datum arg)
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "connector dispatcher",
 									   ALLOCSET_DEFAULT_SIZES);
+	step_cxt = AllocSetContextCreate(TopMemoryContext, "connector dispatcher round",
+									 ALLOCSET_DEFAULT_SIZES);
 	HttpInit();
 
 	for (;;)
@@ -902,37 +1479,35 @@ ConnectorWorkerMain(Datum arg)
 		}
 
 		now = GetCurrentTimestamp();
-		if (latch_set && outcomes == NIL &&
+		if (latch_set && list_length(outcomes) == outcomes_kept &&
 			!TimestampDifferenceExceeds(last_round, now, MIN_ROUND_INTERVAL_MS))
 		{
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 MIN_ROUND_INTERVAL_MS, PG_WAIT_EXTENSION);
 			now = GetCurrentTimestamp();
 		}
+		/* outcomes a locked endpoint held back wait for the naptime */
 		if (latch_set ||
-			(outcomes != NIL &&
+			(list_length(outcomes) > outcomes_kept &&
 			 (outcome_failed || HttpInFlight() == 0 ||
-			  list_length(outcomes) >= OUTCOMES_PER_ROUND ||
+			  list_length(outcomes) - outcomes_kept >= OUTCOMES_PER_ROUND ||
 			  TimestampDifferenceExceeds(last_round, now, OUTCOMES_MAX_WAIT_MS))) ||
 			TimestampDifferenceExceeds(last_round, now, connector_naptime_ms))
 		{
-			bool		maintain = TimestampDifferenceExceeds(last_maintain, now,
-															  connector_naptime_ms);
-
-			if (!WorkerRound(maintain))
-			{
-				ereport(DEBUG1,
-						(errmsg_internal("connector dispatcher: extension not installed in this database, exiting")));
-				cancel_before_shmem_exit(WorkerShmemExit, BoolGetDatum(false));
-				WorkerShmemExit(0, BoolGetDatum(true));
-				proc_exit(0);
-			}
+			WorkerRound();
+			if (extension_gone)
+				WorkerLeave();
 			last_round = now;
-			if (maintain)
-				last_maintain = now;
 		}
 
 		StartRequests();
+		if (TimestampDifferenceExceeds(last_maintain, now, connector_naptime_ms))
+		{
+			Maintain();
+			if (extension_gone)
+				WorkerLeave();
+			last_maintain = now;
+		}
 		if (HttpInFlight() > 0)
 		{
 			done = HttpWait(10);
@@ -944,7 +1519,7 @@ ConnectorWorkerMain(Datum arg)
 			 */
 			StartRequests();
 		}
-		else if (outcomes == NIL)
+		else if (list_length(outcomes) == outcomes_kept)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 connector_naptime_ms, PG_WAIT_EXTENSION);
 	}

@@ -1,5 +1,5 @@
 -- Push delivery, SQL side: endpoints, their secrets, in-flight messages, dead
--- letters, the admin functions that manage them and the status views.  The
+-- letters, the admin functions that manage them and the dead letters view.  The
 -- dispatcher worker (C) reads and updates these tables as a superuser.
 
 CREATE TABLE @extschema@.endpoint (
@@ -640,54 +640,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 	  FROM @extschema@.endpoint_secret s WHERE s.endpoint_id = $1
 $$;
 
-CREATE VIEW @extschema@.status AS
-SELECT e.app,
-	   e.name AS endpoint,
-	   e.url,
-	   e.state,
-	   e.disabled_reason,
-	   e.cursor,
-	   coalesce(p.n, 0) AS pending_events,
-	   CASE WHEN p.n > 0 THEN now() - p.oldest END AS oldest_pending_age,
-	   e.last_success,
-	   e.last_error,
-	   e.last_status,
-	   e.consecutive_failures,
-	   e.next_attempt,
-	   e.delivered,
-	   e.dead_lettered,
-	   e.batch_size,
-	   e.ordered,
-	   e.types,
-	   (SELECT s.previous_until FROM @extschema@.endpoint_secret s
-		 WHERE s.endpoint_id = e.id AND s.previous_until > now()) AS rotation_ends
-  FROM @extschema@.endpoint e
-  LEFT JOIN LATERAL (
-	-- outbox rows hold up to 1000 events: the first row past the cursor may
-	-- start before it; with a types filter the events themselves are counted.
-	-- A view calls functions with its reader's rights, and connector_admin
-	-- may call no internal one: so built-in functions only, and the event
-	-- types by number as in _event_type (50_capture.sql) and src/capture.c.
-	SELECT sum(CASE WHEN e.types IS NULL
-					THEN least(o.n, o.position + o.n - 1 - e.cursor)
-					ELSE (SELECT count(*)
-							FROM pg_catalog.jsonb_array_elements(o.events::pg_catalog.jsonb)
-								 WITH ORDINALITY x(ev, i)
-						   WHERE o.position + x.i - 1 > e.cursor
-							 AND CASE WHEN pg_catalog.jsonb_typeof(x.ev->0) = 'number'
-									  THEN ('{account.created,account.updated,account.disabled,'
-											'account.enabled,account.deleted,access.granted,'
-											'access.revoked,entitlement.created,entitlement.updated,'
-											'entitlement.deleted,credential.created,credential.updated,'
-											'credential.revoked,credential.deleted,capture.tampered}'
-											::pg_catalog.text[])[(x.ev->>0)::pg_catalog.int4]
-									  ELSE x.ev->>0 END = ANY (e.types)) END) AS n,
-		   min(o.occurred_at) AS oldest
-	  FROM @extschema@.outbox o
-	 WHERE o.app = e.app AND o.position > e.cursor - 1000 AND o.position + o.n - 1 > e.cursor
-  ) p ON true;
-COMMENT ON VIEW @extschema@.status IS
-	'One row per webhook endpoint: delivery state, backlog and counters; never a secret.';
+-- connector.status is defined with the dispatcher's state, in 65_dispatch.sql.
 
 CREATE VIEW @extschema@.dead_letters AS
 SELECT e.app,
@@ -712,4 +665,4 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.rotate_secret(text, text, text, interval),
 	@extschema@.redeliver(text, text, bigint)
 TO connector_admin;
-GRANT SELECT ON @extschema@.status, @extschema@.dead_letters TO connector_admin;
+GRANT SELECT ON @extschema@.dead_letters TO connector_admin;

@@ -1,6 +1,27 @@
 -- The dispatcher's side of the database (src/dispatcher.c): what to send
--- next, how an answer changes an endpoint, and periodic maintenance.
--- Internal: called by the worker, which runs as the bootstrap superuser.
+-- next, how an answer changes an endpoint, periodic maintenance, what the
+-- worker could not do, and the status view.  Internal: called by the
+-- worker, which runs as the bootstrap superuser.
+
+-- What the dispatcher could not do, and when it tries again: build the
+-- messages of an endpoint (endpoint_id set), or expire the grants of an
+-- application (endpoint_id NULL).  The worker does each of these apart, so
+-- a failure stops that endpoint or application only; the row goes once the
+-- work succeeds.  Runtime state: not dumped.
+CREATE TABLE @extschema@.dispatch_error (
+	app				text NOT NULL REFERENCES @extschema@.app ON DELETE CASCADE,
+	endpoint_id		int REFERENCES @extschema@.endpoint ON DELETE CASCADE,
+	sqlstate		text NOT NULL,
+	message			text NOT NULL,
+	failures		int NOT NULL,
+	since			timestamptz NOT NULL,	-- first failure of this run of failures
+	retry_at		timestamptz NOT NULL,
+	UNIQUE NULLS NOT DISTINCT (app, endpoint_id)
+);
+CREATE INDEX dispatch_error_endpoint ON @extschema@.dispatch_error (endpoint_id);
+COMMENT ON TABLE @extschema@.dispatch_error IS
+	'Work the dispatcher failed to do for one endpoint or application, retried with backoff; shown in connector.status.';
+REVOKE ALL ON @extschema@.dispatch_error FROM PUBLIC;
 
 CREATE FUNCTION @extschema@._sign(msgid text, ts bigint, body text, key bytea) RETURNS text
 AS 'MODULE_PATHNAME', 'connector_sign'
@@ -46,12 +67,13 @@ END
 $$;
 
 -- Pick the next messages of every active endpoint the worker is not busy
--- with: pending messages first (fixed composition), then new ones cut from
--- the sealed events after the endpoint's cursor.  An ordered endpoint
+-- with and that has no dispatch_error (or of one_endpoint alone, which the
+-- worker tries apart): pending messages first (fixed composition), then
+-- new ones cut from the sealed events after the endpoint's cursor.  An ordered endpoint
 -- whose first message waits for a retry gives nothing.  An endpoint with
 -- nothing pending and nothing to send moves its cursor to the end of the
 -- stream, past events its types filter leaves out, so retention can go on.
-CREATE FUNCTION @extschema@._dispatch_next(busy int[], per_endpoint int)
+CREATE FUNCTION @extschema@._dispatch_next(busy int[], per_endpoint int, one_endpoint int DEFAULT NULL)
 RETURNS TABLE (endpoint_id int, ordered boolean, url text, headers jsonb, timeout_ms int,
 			   message_id text, first_position bigint, body text, keys bytea[])
 LANGUAGE plpgsql
@@ -78,7 +100,12 @@ BEGIN
 	-- past filtered events, or pending rows cut after the old cursor).  One
 	-- that another transaction holds waits for the next round.
 	FOR e IN SELECT * FROM @extschema@.endpoint x
-			  WHERE x.state = 'active' AND NOT x.id = ANY (busy) ORDER BY x.id
+			  WHERE x.state = 'active' AND NOT x.id = ANY (busy)
+				AND CASE WHEN one_endpoint IS NULL
+						 THEN NOT EXISTS (SELECT 1 FROM @extschema@.dispatch_error d
+										   WHERE d.endpoint_id = x.id)
+						 ELSE x.id = one_endpoint END
+			  ORDER BY x.id
 			  FOR UPDATE SKIP LOCKED LOOP
 		SELECT p.next_attempt INTO head FROM @extschema@.pending p
 		 WHERE p.endpoint_id = e.id ORDER BY p.first_position LIMIT 1;
@@ -176,6 +203,9 @@ END
 $$;
 
 -- Apply the answer to one message (status 0: no HTTP answer; error says why).
+-- Returns false, changing nothing, while another transaction (an admin
+-- call) holds the endpoint's row: the worker keeps the answer for a later
+-- round instead of waiting, so one endpoint's admin never holds up the rest.
 --   2xx: delivered, the cursor moves on.
 --   410: the endpoint is disabled until enable_endpoint().
 --   other 4xx but 408 and 429: retried, dead-lettered after connector.max_attempts.
@@ -183,7 +213,7 @@ $$;
 --   with exponential backoff and jitter, honouring Retry-After, for ever.
 CREATE FUNCTION @extschema@._dispatch_result(p_endpoint int, p_first bigint, p_status int,
 											 p_error text, p_retry_after_ms bigint)
-RETURNS void
+RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -194,11 +224,16 @@ DECLARE
 	delay_ms double precision;
 	err text := CASE WHEN p_status > 0 THEN format('HTTP %s', p_status) ELSE p_error END;
 BEGIN
-	SELECT * INTO e FROM @extschema@.endpoint x WHERE x.id = p_endpoint FOR UPDATE;
+	SELECT * INTO e FROM @extschema@.endpoint x WHERE x.id = p_endpoint FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		-- locked: later; removed: nothing to record
+		RETURN NOT EXISTS (SELECT 1 FROM @extschema@.endpoint x WHERE x.id = p_endpoint);
+	END IF;
+	-- pending rows change only under the endpoint's row lock, now ours
 	SELECT * INTO p FROM @extschema@.pending x
 	 WHERE x.endpoint_id = p_endpoint AND x.first_position = p_first FOR UPDATE;
-	IF NOT FOUND OR e.id IS NULL THEN
-		RETURN;					-- removed or redelivered meanwhile
+	IF NOT FOUND THEN
+		RETURN true;			-- redelivered meanwhile
 	END IF;
 	n := p.n_events;
 	IF n IS NULL THEN
@@ -234,7 +269,7 @@ BEGIN
 										    WHERE q.endpoint_id = p_endpoint),
 										  p.last_position))
 		 WHERE x.id = p_endpoint;
-		RETURN;
+		RETURN true;
 	END IF;
 
 	IF p_status = 410 THEN
@@ -242,7 +277,7 @@ BEGIN
 		   SET state = 'disabled', disabled_reason = 'the endpoint answered 410 Gone',
 			   last_status = p_status, last_error = err, next_attempt = NULL
 		 WHERE x.id = p_endpoint;
-		RETURN;
+		RETURN true;
 	END IF;
 
 	failures := e.consecutive_failures + 1;
@@ -259,32 +294,182 @@ BEGIN
 	   SET consecutive_failures = failures, last_status = NULLIF(p_status, 0), last_error = err,
 		   next_attempt = clock_timestamp() + make_interval(secs => delay_ms / 1000)
 	 WHERE x.id = p_endpoint;
+	RETURN true;
 END
 $$;
 
 -- Sealing by the worker: only where an endpoint waits for events.  Without
 -- one, readers of changes() seal on demand and the worker stays out of the
 -- way of the application's writes (commits do not even wake it).  Returns
--- whether an active endpoint exists.
-CREATE FUNCTION @extschema@._dispatch_seal() RETURNS boolean
+-- whether an active endpoint exists, and whether an endpoint has a
+-- dispatch_error (only then does the worker look for one due for a try).
+CREATE FUNCTION @extschema@._dispatch_seal(OUT active boolean, OUT failing boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	IF EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active') THEN
+	active := EXISTS (SELECT 1 FROM @extschema@.endpoint e WHERE e.state = 'active');
+	IF active THEN
 		PERFORM @extschema@._seal();
-		RETURN true;
 	END IF;
-	RETURN false;
+	failing := EXISTS (SELECT 1 FROM @extschema@.dispatch_error d WHERE d.endpoint_id IS NOT NULL);
 END
 $$;
 
--- Periodic work of the worker: retention in a bounded batch, and expiry of
--- time-bound grants (expire_grants, in 70_governance.sql).
+-- Retention in a bounded batch, in a transaction of its own (every
+-- connector.naptime).  Expiry of time-bound grants runs apart, one
+-- application at a time (_dispatch_expire): it writes to application tables.
 CREATE FUNCTION @extschema@._dispatch_maintain() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM @extschema@.purge_events(10000);
-	PERFORM @extschema@.expire_grants();
 END
 $$;
+
+-- The applications whose grants may expire, unless a failure put them off.
+CREATE FUNCTION @extschema@._dispatch_expiry_due() RETURNS TABLE (app text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT a.app FROM @extschema@.app a
+	 WHERE a.spec ? 'grants'
+	   AND NOT EXISTS (SELECT 1 FROM @extschema@.dispatch_error d
+						WHERE d.app = a.app AND d.endpoint_id IS NULL AND d.retry_at > now())
+	 ORDER BY a.app
+$$;
+
+-- Expire the grants of one application (expire_grants, 70_governance.sql),
+-- in the worker's transaction for that application alone, which bounds its
+-- lock waits and its run time: a table its owner locked, or a slow trigger,
+-- fails this application's expiry and nothing else.  Returns whether it
+-- had been failing.
+CREATE FUNCTION @extschema@._dispatch_expire(p_app text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM @extschema@.expire_grants(p_app);
+	DELETE FROM @extschema@.dispatch_error d WHERE d.app = p_app AND d.endpoint_id IS NULL;
+	RETURN FOUND;
+END
+$$;
+
+-- Active endpoints the worker is not busy with: those without a
+-- dispatch_error (failing false), or those whose failure is due for
+-- another try (failing true).
+CREATE FUNCTION @extschema@._dispatch_endpoints(busy int[], failing boolean)
+RETURNS TABLE (endpoint_id int, app text, name text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT e.id, e.app, e.name FROM @extschema@.endpoint e
+	  LEFT JOIN @extschema@.dispatch_error d ON d.endpoint_id = e.id
+	 WHERE e.state = 'active' AND NOT e.id = ANY (busy)
+	   AND CASE WHEN failing THEN d.retry_at <= now() ELSE d.endpoint_id IS NULL END
+	 ORDER BY e.id
+$$;
+
+-- Record that the worker could not build the messages of an endpoint
+-- (p_endpoint) or expire the grants of an application (p_endpoint NULL).
+-- It tries again after min(retry_max, 1 minute, retry_base * 2^(n-1)) for
+-- the n-th failure in a row, and no sooner than p_took_ms * 10 after this
+-- one: a try that fails slowly (a statement timeout) then costs the worker,
+-- and every other application, a tenth of its time at most.  Returns the
+-- failures so far and the next try.
+CREATE FUNCTION @extschema@._dispatch_failed(p_app text, p_endpoint int, p_sqlstate text,
+											 p_message text, p_took_ms bigint,
+											 OUT failures int, OUT retry_at timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	n int;
+BEGIN
+	IF p_endpoint IS NOT NULL THEN
+		SELECT e.app INTO p_app FROM @extschema@.endpoint e WHERE e.id = p_endpoint;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.app a WHERE a.app = p_app) THEN
+		RETURN;					-- removed meanwhile
+	END IF;
+	SELECT d.failures + 1 INTO n FROM @extschema@.dispatch_error d
+	 WHERE d.app = p_app AND d.endpoint_id IS NOT DISTINCT FROM p_endpoint;
+	n := coalesce(n, 1);
+	retry_at := now() + make_interval(secs => greatest(
+					least(@extschema@._setting('connector.retry_max'), 60000,
+						  @extschema@._setting('connector.retry_base') * power(2, least(n - 1, 30))),
+					p_took_ms * 10) / 1000.0);
+	INSERT INTO @extschema@.dispatch_error AS d
+		(app, endpoint_id, sqlstate, message, failures, since, retry_at)
+	VALUES (p_app, p_endpoint, p_sqlstate, p_message, n, now(), retry_at)
+	ON CONFLICT (app, endpoint_id) DO UPDATE
+	   SET sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message,
+		   failures = EXCLUDED.failures, retry_at = EXCLUDED.retry_at;
+	failures := n;
+END
+$$;
+
+-- The endpoint's messages could be built again.  Returns whether it had
+-- been failing.
+CREATE FUNCTION @extschema@._dispatch_recovered(p_endpoint int) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	DELETE FROM @extschema@.dispatch_error d WHERE d.endpoint_id = p_endpoint;
+	RETURN FOUND;
+END
+$$;
+
+-- One row per endpoint.  dispatch_error: why its messages cannot be built
+-- (retried with backoff); app_error: why the last expiry of its application's
+-- grants failed.
+CREATE VIEW @extschema@.status AS
+SELECT e.app,
+	   e.name AS endpoint,
+	   e.url,
+	   e.state,
+	   e.disabled_reason,
+	   e.cursor,
+	   coalesce(p.n, 0) AS pending_events,
+	   CASE WHEN p.n > 0 THEN now() - p.oldest END AS oldest_pending_age,
+	   e.last_success,
+	   e.last_error,
+	   e.last_status,
+	   e.consecutive_failures,
+	   e.next_attempt,
+	   e.delivered,
+	   e.dead_lettered,
+	   e.batch_size,
+	   e.ordered,
+	   e.types,
+	   (SELECT s.previous_until FROM @extschema@.endpoint_secret s
+		 WHERE s.endpoint_id = e.id AND s.previous_until > now()) AS rotation_ends,
+	   de.message || ' (SQLSTATE ' || de.sqlstate || ')' AS dispatch_error,
+	   de.since AS dispatch_error_since,
+	   ae.message || ' (SQLSTATE ' || ae.sqlstate || ')' AS app_error,
+	   ae.since AS app_error_since
+  FROM @extschema@.endpoint e
+  LEFT JOIN @extschema@.dispatch_error de ON de.endpoint_id = e.id
+  LEFT JOIN @extschema@.dispatch_error ae ON ae.app = e.app AND ae.endpoint_id IS NULL
+  LEFT JOIN LATERAL (
+	-- outbox rows hold up to 1000 events: the first row past the cursor may
+	-- start before it; with a types filter the events themselves are counted.
+	-- A view calls functions with its reader's rights, and connector_admin
+	-- may call no internal one: so built-in functions only, and the event
+	-- types by number as in _event_type (50_capture.sql) and src/capture.c.
+	SELECT sum(CASE WHEN e.types IS NULL
+					THEN least(o.n, o.position + o.n - 1 - e.cursor)
+					ELSE (SELECT count(*)
+							FROM pg_catalog.jsonb_array_elements(o.events::pg_catalog.jsonb)
+								 WITH ORDINALITY x(ev, i)
+						   WHERE o.position + x.i - 1 > e.cursor
+							 AND CASE WHEN pg_catalog.jsonb_typeof(x.ev->0) = 'number'
+									  THEN ('{account.created,account.updated,account.disabled,'
+											'account.enabled,account.deleted,access.granted,'
+											'access.revoked,entitlement.created,entitlement.updated,'
+											'entitlement.deleted,credential.created,credential.updated,'
+											'credential.revoked,credential.deleted,capture.tampered}'
+											::pg_catalog.text[])[(x.ev->>0)::pg_catalog.int4]
+									  ELSE x.ev->>0 END = ANY (e.types)) END) AS n,
+		   min(o.occurred_at) AS oldest
+	  FROM @extschema@.outbox o
+	 WHERE o.app = e.app AND o.position > e.cursor - 1000 AND o.position + o.n - 1 > e.cursor
+  ) p ON true;
+COMMENT ON VIEW @extschema@.status IS
+	'One row per webhook endpoint: delivery state, backlog, counters and what the dispatcher could not do; never a secret.';
+GRANT SELECT ON @extschema@.status TO connector_admin;
