@@ -100,6 +100,26 @@ BEGIN
 END
 $$;
 
+-- One capture trigger on rel: connector_capture (row-level AFTER INSERT OR
+-- UPDATE OR DELETE) or connector_capture_truncate (statement-level BEFORE
+-- TRUNCATE), ENABLE ALWAYS so session_replication_role = replica does not
+-- bypass it, and depending on the extension, so DROP EXTENSION removes it
+-- instead of refusing.
+CREATE FUNCTION @extschema@._capture_trigger(rel oid, p_app text, p_role text, tg text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	EXECUTE format('CREATE TRIGGER %I %s ON %s FOR EACH %s EXECUTE FUNCTION @extschema@.capture(%L, %L)',
+				   tg, CASE tg WHEN 'connector_capture' THEN 'AFTER INSERT OR UPDATE OR DELETE'
+							   ELSE 'BEFORE TRUNCATE' END,
+				   rel::regclass, CASE tg WHEN 'connector_capture' THEN 'ROW' ELSE 'STATEMENT' END,
+				   p_app, p_role);
+	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', rel::regclass, tg);
+	EXECUTE format('ALTER TRIGGER %I ON %s DEPENDS ON EXTENSION connector', tg, rel::regclass);
+END
+$$;
+
 -- Statement triggers are not cloned onto partitions, and a TRUNCATE of one
 -- partition fires only that partition's: give every leaf partition of a
 -- mapped table its own BEFORE TRUNCATE trigger (the row trigger is cloned by
@@ -117,22 +137,14 @@ BEGIN
 	FOR leaf IN SELECT l FROM @extschema@._leaves(rel) l WHERE l <> rel ORDER BY 1 LOOP
 		CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
 							   WHERE g.tgrelid = leaf AND g.tgname = 'connector_capture_truncate');
-		EXECUTE format('CREATE TRIGGER connector_capture_truncate BEFORE TRUNCATE ON %s'
-					   ' FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%L, %L)',
-					   leaf::regclass, p_app, p_role);
-		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture_truncate', leaf::regclass);
-		EXECUTE format('ALTER TRIGGER connector_capture_truncate ON %s DEPENDS ON EXTENSION connector',
-					   leaf::regclass);
+		PERFORM @extschema@._capture_trigger(leaf, p_app, p_role, 'connector_capture_truncate');
 	END LOOP;
 END
 $$;
 
--- Install the capture triggers on the tables of an application:
--- row-level AFTER INSERT/UPDATE/DELETE and statement-level BEFORE TRUNCATE,
--- ENABLE ALWAYS so session_replication_role = replica does not bypass them.
--- The triggers depend on the extension, so DROP EXTENSION removes them.
--- Called before the tables enter app_table, so the tamper check never sees
--- a half-installed state.
+-- Install the capture triggers on the tables of an application (and the
+-- truncate trigger on each leaf partition).  Called before the tables enter
+-- app_table, so the tamper check never sees a half-installed state.
 CREATE FUNCTION @extschema@._capture_install(p_app text, roles text[], rels oid[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
@@ -140,17 +152,8 @@ DECLARE
 	t record;
 BEGIN
 	FOR t IN SELECT * FROM unnest(roles, rels) AS r(role, relid) LOOP
-		EXECUTE format('CREATE TRIGGER connector_capture AFTER INSERT OR UPDATE OR DELETE ON %s'
-					   ' FOR EACH ROW EXECUTE FUNCTION @extschema@.capture(%L, %L)',
-					   t.relid::regclass, p_app, t.role);
-		EXECUTE format('CREATE TRIGGER connector_capture_truncate BEFORE TRUNCATE ON %s'
-					   ' FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.capture(%L, %L)',
-					   t.relid::regclass, p_app, t.role);
-		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture', t.relid::regclass);
-		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER connector_capture_truncate', t.relid::regclass);
-		-- DROP EXTENSION then removes the triggers instead of refusing
-		EXECUTE format('ALTER TRIGGER connector_capture ON %s DEPENDS ON EXTENSION connector', t.relid::regclass);
-		EXECUTE format('ALTER TRIGGER connector_capture_truncate ON %s DEPENDS ON EXTENSION connector', t.relid::regclass);
+		PERFORM @extschema@._capture_trigger(t.relid, p_app, t.role, 'connector_capture');
+		PERFORM @extschema@._capture_trigger(t.relid, p_app, t.role, 'connector_capture_truncate');
 		PERFORM @extschema@._capture_install_partitions(p_app, t.role, t.relid);
 	END LOOP;
 END
