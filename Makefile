@@ -11,6 +11,7 @@ OBJS = \
 	src/origin.o \
 	src/owner.o \
 	src/capture.o \
+	src/capture_map.o \
 	src/dispatcher.o \
 	src/http.o \
 	src/sign.o \
