@@ -12,6 +12,7 @@ OBJS = \
 	src/owner.o \
 	src/capture.o \
 	src/capture_map.o \
+	src/capture_names.o \
 	src/dispatcher.o \
 	src/http.o \
 	src/sign.o \
