@@ -13,6 +13,7 @@ OBJS = \
 	src/capture.o \
 	src/capture_map.o \
 	src/capture_names.o \
+	src/capture_outbox.o \
 	src/capture_render.o \
 	src/dispatcher.o \
 	src/http.o \
