@@ -11,6 +11,10 @@ OBJS = \
 	src/origin.o \
 	src/owner.o \
 	src/capture.o \
+	src/capture_map.o \
+	src/capture_names.o \
+	src/capture_outbox.o \
+	src/capture_render.o \
 	src/dispatcher.o \
 	src/http.o \
 	src/sign.o \

@@ -155,7 +155,7 @@ INSERT INTO "Crm App".user_roles VALUES (1, 1, NULL);
 SELECT is((SELECT string_agg(event #>> '{data,origin,via}', ',') FROM connector.changes('crm', :p)), 'direct',
 		  'after a failed platform call, direct DML is still direct');
 
--- The outbox stores a type as its number in a list that src/capture.c and
+-- The outbox stores a type as its number in a list that src/capture_outbox.c and
 -- connector._event_type share: each type of spec section 6 reads back as
 -- written, and so does one not in the list.
 SELECT pg_temp.last_pos() AS p \gset

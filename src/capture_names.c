@@ -1,0 +1,474 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture_names.c
+ *	  Names of captured ids: the name (and kind) of an account or
+ *	  entitlement, looked up by id and kept in a cache of names.
+ *
+ * Events carry [id, name, kind] parts; the names come from the lookup
+ * tables of the mapping, read through the id's unique index.
+ *
+ * IDENTIFICATION
+ *	  src/capture_names.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "common/hashfn.h"
+#include "optimizer/plancat.h"
+#include "utils/lsyscache.h"
+
+#include "connector.h"
+#include "capture.h"
+
+
+static MemoryContext name_cxt = NULL;
+static uint64 name_generation;
+bool		name_cache_shared;
+bool		names_stale = false;	/* a lookup table or a mapping changed */
+
+/*
+ * Names already looked up, by table and id (the id's bytes, so no output
+ * function runs to find one).  With the library preloaded the cache outlives
+ * the transaction: capture of any change that can alter or remove a name
+ * (an update of an id, name or kind column, a delete, TRUNCATE) advances a
+ * generation counter in shared memory, and a backend that sees the counter
+ * move empties its cache.  A row is cached only when it is the newest
+ * version and committed by another transaction (no update or delete under
+ * way, not this transaction's own), so an entry never holds a name that a
+ * rollback or a concurrent rename could take back.  Without shared memory
+ * the cache lasts one transaction.
+ */
+#define NAME_ID_LEN 64
+#define NAME_CACHE_MAX 20000		/* entries (~150 bytes each); then it starts over */
+#define PRELOAD_MIN 32			/* see Preload */
+#define PRELOAD_ROOM (NAME_CACHE_MAX * 9 / 10)	/* what Preload may fill */
+
+typedef struct NameKey
+{
+	Oid			relid;			/* table looked up */
+	Oid			typid;			/* type of the id's bytes */
+	bool		with_kind;		/* an account's part: [id, name, kind] */
+	int32		len;
+	char		id[NAME_ID_LEN];	/* a stored key keeps only len bytes */
+} NameKey;
+
+#define NAME_KEY_SIZE(k) (offsetof(NameKey, id) + (k)->len)
+
+/* Hash and compare the used part of a key only (ids are mostly short). */
+static inline uint32
+NameKeyHash(const NameKey *k)
+{
+	uint64		v;
+
+	if (k->len != sizeof(v))
+		return hash_bytes((const unsigned char *) k, NAME_KEY_SIZE(k));
+	/* an id of eight bytes (most are integers, by value): one mix */
+	memcpy(&v, k->id, sizeof(v));
+	return murmurhash32((uint32) v ^
+						murmurhash32((uint32) (v >> 32) ^ k->relid ^ (k->typid << 1) ^ k->with_kind));
+}
+
+static inline bool
+NameKeyEqual(const NameKey *x, const NameKey *y)
+{
+	return x->len == y->len && memcmp(x, y, NAME_KEY_SIZE(x)) == 0;
+}
+
+/* A cached name: its key and the rendered part share one allocation. */
+typedef struct NameEntry
+{
+	const NameKey *key;
+	const char *part;			/* the event's [id, name(, kind)], rendered */
+	uint32		hash;
+	char		status;			/* simplehash's */
+} NameEntry;
+
+/* Open addressing: a bulk statement looks up every row's names. */
+#define SH_PREFIX names
+#define SH_ELEMENT_TYPE NameEntry
+#define SH_KEY_TYPE const NameKey *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) NameKeyHash(k)
+#define SH_EQUAL(tb, a, b) NameKeyEqual(a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+static names_hash *name_cache = NULL;
+static uint64 name_epoch = 0;	/* advanced each time the cache is emptied */
+
+void
+ForgetNames(void)
+{
+	if (name_cxt)
+		MemoryContextReset(name_cxt);
+	name_cache = NULL;
+	name_epoch++;
+}
+
+/* A change that may alter or remove names: every backend forgets its names. */
+void
+NamesChanged(void)
+{
+	ConnectorNamesChanged();
+	ForgetNames();
+}
+
+/* The cache key of an id value, or false when it is too long to cache. */
+static bool
+NameCacheKey(NameLookup *lk, Datum key, MappedCol *id, bool with_kind, NameKey *k)
+{
+	const char *p;
+	Size		len;
+
+	memset(k, 0, offsetof(NameKey, id));
+	k->relid = lk->relid;
+	k->typid = id->typid;
+	k->with_kind = with_kind;
+	if (id->typbyval)
+	{
+		p = (const char *) &key;
+		len = sizeof(Datum);
+	}
+	else if (id->typlen == -1)
+	{
+		struct varlena *v = (struct varlena *) DatumGetPointer(key);
+
+		if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+			return false;		/* toasted or compressed: not a short id */
+		p = VARDATA_ANY(v);
+		len = VARSIZE_ANY_EXHDR(v);
+	}
+	else if (id->typlen > 0)
+	{
+		p = DatumGetPointer(key);
+		len = id->typlen;
+	}
+	else
+	{
+		p = DatumGetCString(key);
+		len = strlen(p);
+	}
+	if (len > NAME_ID_LEN)
+		return false;
+	memcpy(k->id, p, len);
+	k->len = len;
+	return true;
+}
+
+/*
+ * The name cache, emptied first when names may have changed.  Called at the
+ * start of each trigger call, before any look-up reads the table: names
+ * handed out during the call stay valid until it ends.
+ */
+names_hash *
+NameCache(void)
+{
+	uint64		gen = 0;
+	bool		shared_gen = ConnectorNamesGeneration(&gen);
+
+	if (name_cache != NULL &&
+		(names_stale || shared_gen != name_cache_shared || (shared_gen && gen != name_generation) ||
+		 name_cache->members >= NAME_CACHE_MAX))
+		ForgetNames();
+	if (name_cache == NULL)
+	{
+		if (name_cxt == NULL)
+			name_cxt = AllocSetContextCreate(TopMemoryContext, "connector names",
+											 ALLOCSET_DEFAULT_SIZES);
+		name_cache = names_create(name_cxt, 256, NULL);
+		name_generation = gen;
+		name_cache_shared = shared_gen;
+		names_stale = false;
+	}
+	return name_cache;
+}
+
+/* Cache the part of key k (which is copied); returns the cached part. */
+static const char *
+CachePart(const NameKey *k, const char *part)
+{
+	Size		klen = MAXALIGN(NAME_KEY_SIZE(k));
+	char	   *mem = MemoryContextAlloc(name_cxt, klen + strlen(part) + 1);
+	bool		found;
+	NameEntry  *entry;
+
+	/* allocated first: an entry is never left pointing at the caller's key */
+	memcpy(mem, k, NAME_KEY_SIZE(k));
+	strcpy(mem + klen, part);
+	entry = names_insert(name_cache, (const NameKey *) mem, &found);
+	if (found)
+	{
+		pfree(mem);
+		return entry->part;
+	}
+	entry->part = mem + klen;
+	return entry->part;
+}
+
+/* May a name read from this row version be kept beyond this look-up? */
+static bool
+NameCacheable(TupleTableSlot *slot)
+{
+	bool		shouldfree;
+	HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+	HeapTupleHeader h = tup->t_data;
+	bool		ok;
+
+	ok = !TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(h)) &&
+		((h->t_infomask & HEAP_XMAX_INVALID) || HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask));
+	if (shouldfree)
+		heap_freetuple(tup);
+	return ok;
+}
+
+/*
+ * Output form of column att of the slot's row, or NULL: by out, looked up
+ * for type typid when the map was built, or by the column's output function
+ * when its type has changed since (the map is rebuilt on the next call).
+ */
+static char *
+SlotText(TupleTableSlot *slot, AttrNumber att, FmgrInfo *out, Oid typid)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+	Oid			now = TupleDescAttr(slot->tts_tupleDescriptor, att - 1)->atttypid;
+	Oid			fn;
+	bool		isvarlena;
+
+	if (isnull)
+		return NULL;
+	if (now == typid)
+		return OutputFunctionCall(out, d);
+	getTypeOutputInfo(now, &fn, &isvarlena);
+	return OidOutputFunctionCall(fn, d);
+}
+
+/* Render the [id, name(, kind)] part of the row whose id is key. */
+static void
+RenderPart(StringInfo buf, Datum key, MappedCol *id, const char *name, const char *kind,
+		   bool with_kind)
+{
+	appendStringInfoChar(buf, '[');
+	AppendJsonString(buf, ValueText(key, id), ',');
+	AppendJsonString(buf, name, with_kind ? ',' : 0);
+	if (with_kind)
+		AppendJsonString(buf, kind, 0);
+	appendStringInfoChar(buf, ']');
+}
+
+/* RenderPart of the slot's row, or of no row (no name) when slot is NULL. */
+static void
+RenderSlotPart(StringInfo buf, NameLookup *lk, TupleTableSlot *slot, Datum key, MappedCol *id,
+			   bool with_kind)
+{
+	RenderPart(buf, key, id,
+			   slot ? SlotText(slot, lk->name_att, &lk->name_out, lk->name_typid) : NULL,
+			   slot && with_kind && lk->kind_att > 0 ?
+			   SlotText(slot, lk->kind_att, &lk->kind_out, lk->kind_typid) : NULL,
+			   with_kind);
+}
+
+/*
+ * Render into buf the part of the partitioned table's row whose id is key,
+ * by lk's query, run as the table's owner (the role running the DML may not
+ * read the table, and routing to a partition may evaluate the owner's
+ * partition key expressions).  True when the row may be cached: found, not
+ * written by this transaction, and with no xmax at all.
+ */
+static bool
+QueryPart(StringInfo buf, NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
+{
+	ConnectorSavedRole as_owner;
+	int			ret;
+	bool		keep = false;
+
+	ConnectorActAs(lk->owner, &as_owner);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "connector capture: SPI_connect failed");
+	if (lk->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(lk->query, 1, &lk->id_typid);
+
+		if (plan == NULL)
+			elog(ERROR, "connector capture: preparing a name look-up failed: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		lk->plan = plan;
+	}
+	ret = SPI_execute_plan(lk->plan, &key, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "connector capture: a name look-up failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
+		TransactionId xmax = DatumGetTransactionId(SPI_getbinval(tup, desc, 4, &isnull));
+
+		/* buf was made before SPI_connect: it grows in the caller's context */
+		RenderPart(buf, key, id, SPI_getvalue(tup, desc, 1),
+				   with_kind ? SPI_getvalue(tup, desc, 2) : NULL, with_kind);
+		keep = !TransactionIdIsValid(xmax) && !TransactionIdIsCurrentTransactionId(xmin);
+	}
+	else
+		RenderPart(buf, key, id, NULL, NULL, with_kind);
+	SPI_finish();
+	ConnectorActAsEnd(&as_owner);
+	return keep;
+}
+
+/*
+ * Read a whole name table into the cache, when this cache has looked up so
+ * many of its rows one by one that a sequential scan is cheap beside them:
+ * a look-up by index costs what four to eight rows of a scan do (about 2 us
+ * against 0.3 to 0.5 us here), so the scan comes after misses of an eighth
+ * of the table (at least PRELOAD_MIN) and costs at most about twice what
+ * the misses did.  Once per table and cache, and only when the planner's
+ * estimate of the table fits in PRELOAD_ROOM (the scan stops there: a full
+ * cache would start over at the next call).  Not for a partitioned table,
+ * and not under SERIALIZABLE.  Rows are cached by the rule of the look-ups
+ * (NameCacheable).  True when the table was read.
+ */
+static bool
+Preload(NameLookup *lk, MappedCol *id, bool with_kind)
+{
+	int			room = PRELOAD_ROOM - (int) name_cache->members;
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	StringInfoData buf;
+	NameKey		k;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+
+	if (lk->epoch != name_epoch)
+	{
+		lk->epoch = name_epoch;
+		lk->misses = 0;
+		lk->preload_after = 0;
+	}
+	/* under SERIALIZABLE a scan would predicate-lock the whole table */
+	if (lk->preload_after < 0 || IsolationIsSerializable() ||
+		++lk->misses < Max(lk->preload_after, PRELOAD_MIN))
+		return false;
+	rel = table_open(lk->relid, AccessShareLock);
+	/* the planner's estimate; a partitioned table has no rows of its own */
+	if (RELKIND_HAS_TABLE_AM(rel->rd_rel->relkind))
+		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+	if (!RELKIND_HAS_TABLE_AM(rel->rd_rel->relkind) || tuples > room ||
+		id->typid != lk->id_typid ||
+		TupleDescAttr(RelationGetDescr(rel), lk->id_att - 1)->atttypid != lk->id_typid)
+	{
+		lk->preload_after = -1; /* not until the cache starts over */
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	if (lk->misses < (int) (tuples / 8))
+	{
+		lk->preload_after = (int) (tuples / 8);
+		table_close(rel, AccessShareLock);
+		return false;
+	}
+	lk->preload_after = -1;
+
+	slot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	initStringInfo(&buf);
+	/* short of the cap: a full cache would start over at the next call */
+	while (name_cache->members < PRELOAD_ROOM &&
+		   table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, lk->id_att, &isnull);
+
+		if (isnull || !NameCacheKey(lk, d, id, with_kind, &k) ||
+			names_lookup(name_cache, &k) != NULL || !NameCacheable(slot))
+			continue;
+		resetStringInfo(&buf);
+		RenderSlotPart(&buf, lk, slot, d, id, with_kind);
+		CachePart(&k, buf.data);
+	}
+	pfree(buf.data);
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+	return true;
+}
+
+/*
+ * The account ([id, name, kind]) or entitlement ([id, name]) part of an
+ * event for the row whose id is key, named through the id's unique index:
+ * from the name cache, or rendered and cached.  id gives the key's type
+ * (the column, or array element, it comes from).
+ */
+const char *
+LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
+{
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+	NameKey		k;
+	NameEntry  *entry;
+	bool		cacheable = lk->valid && id->basetype == lk->id_basetype &&
+		NameCacheKey(lk, key, id, with_kind, &k);
+	StringInfoData buf;
+	bool		keep = false;
+
+	if (cacheable)
+	{
+		/* checked at the start of each trigger call, not here: see NameCache */
+		if (name_cache == NULL)
+			NameCache();
+		entry = names_lookup(name_cache, &k);
+		if (entry == NULL && Preload(lk, id, with_kind))
+			entry = names_lookup(name_cache, &k);
+		if (entry)
+			return entry->part;
+	}
+	initStringInfo(&buf);
+
+	/*
+	 * A key of another type than the id (a column retyped since the map was
+	 * built: reported as tampering) is never passed to the id type's
+	 * functions: the event names no name.
+	 */
+	if (!lk->valid || id->basetype != lk->id_basetype)
+	{
+		RenderPart(&buf, key, id, NULL, NULL, with_kind);
+		return buf.data;
+	}
+	if (lk->query)
+	{
+		keep = QueryPart(&buf, lk, key, id, with_kind) && cacheable;
+		return keep ? CachePart(&k, buf.data) : buf.data;
+	}
+	rel = table_open(lk->relid, AccessShareLock);
+	idx = index_open(lk->indexid, AccessShareLock);
+	ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   lk->collation, lk->eqproc, key);
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		/* a row not found is not cached: it may be inserted at any time */
+		keep = cacheable && NameCacheable(slot);
+	else
+		ExecClearTuple(slot);
+	RenderSlotPart(&buf, lk, TTS_EMPTY(slot) ? NULL : slot, key, id, with_kind);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return keep ? CachePart(&k, buf.data) : buf.data;
+}
