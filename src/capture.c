@@ -46,7 +46,6 @@
 #include "connector.h"
 #include "capture.h"
 
-
 Oid			capture_user = InvalidOid;	/* role running the current DML */
 
 /* An entitlement id held in a grants column: text and datum. */
