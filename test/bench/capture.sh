@@ -8,7 +8,9 @@
 #              into an audit table (the common alternative)
 #
 # (a) pgbench, 2 clients, single-row INSERT + DELETE, synchronous_commit = off;
-# (b) a 100,000-row INSERT ... SELECT, its events written to the outbox.
+# (b) a 100,000-row INSERT ... SELECT, its events written to the outbox;
+#     row g grants to account 1 + g % ACCOUNTS, so with ACCOUNTS >= ROWS every
+#     row touches a distinct account (a role granted to everyone).
 # The setups take turns, ROUNDS times for (a) and BULK_ROUNDS times for (b)
 # (a round runs each setup once, back to back), and medians are compared:
 # the machine's speed drifts, and interleaving spreads the drift over all
@@ -20,8 +22,9 @@
 #
 # DURATION (pgbench seconds per setup and round, default 15), CLIENTS
 # (default 2), ROWS (bulk insert size, default 100000), ROUNDS (default 3),
-# BULK_ROUNDS (default 9) and SETUPS (default "unmapped connector plpgsql"; unmapped must come first)
-# may be set.
+# BULK_ROUNDS (default 9), SETUPS (default "unmapped connector plpgsql"; unmapped must come first),
+# ACCOUNTS (rows of the accounts table, default 10000) and IDTYPE (the account
+# id's type: int, text or uuid; default int) may be set.
 set -euo pipefail
 DURATION=${DURATION:-15}
 CLIENTS=${CLIENTS:-2}
@@ -29,6 +32,15 @@ ROWS=${ROWS:-100000}
 ROUNDS=${ROUNDS:-3}
 BULK_ROUNDS=${BULK_ROUNDS:-9}
 SETUPS=${SETUPS:-unmapped connector plpgsql}
+ACCOUNTS=${ACCOUNTS:-10000}
+IDTYPE=${IDTYPE:-int}
+# the account id of number n, as SQL over an expression n
+case "$IDTYPE" in
+int) idsql() { echo "($1)"; } ;;
+text) idsql() { echo "('user-' || ($1))"; } ;;
+uuid) idsql() { echo "md5(($1)::text)::uuid"; } ;;
+*) echo "IDTYPE must be int, text or uuid" >&2; exit 2 ;;
+esac
 export PGDATABASE=connector_bench
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 work=$(mktemp -d)
@@ -37,12 +49,12 @@ trap 'rm -rf "$work"' EXIT
 createdb connector_bench
 # every session of the benchmark, pgbench's included, commits asynchronously
 sql -c 'ALTER DATABASE connector_bench SET synchronous_commit = off'
-echo "== building the application: 10,000 users, 100 roles, an empty membership table"
-sql <<'SQL'
+echo "== building the application: $ACCOUNTS users ($IDTYPE ids), 100 roles, an empty membership table"
+sql -v idtype="$IDTYPE" -v accounts="$ACCOUNTS" -v idexpr="$(idsql g)" <<'SQL'
 CREATE EXTENSION connector;
 CREATE SCHEMA app;
 CREATE TABLE app.users (
-	id			int PRIMARY KEY,
+	id			:idtype PRIMARY KEY,
 	login		text NOT NULL,
 	active		boolean NOT NULL DEFAULT true,
 	kind		text NOT NULL DEFAULT 'human',
@@ -50,12 +62,12 @@ CREATE TABLE app.users (
 	pw_hash		text
 );
 INSERT INTO app.users
-SELECT g, 'user' || g, true, CASE WHEN g % 10 = 0 THEN 'service' ELSE 'human' END,
+SELECT :idexpr, 'user' || g, true, CASE WHEN g % 10 = 0 THEN 'service' ELSE 'human' END,
 	   'user' || g || '@example.com', md5(g::text)
-  FROM generate_series(1, 10000) g;
+  FROM generate_series(1, :accounts) g;
 CREATE TABLE app.roles (id int PRIMARY KEY, name text NOT NULL);
 INSERT INTO app.roles SELECT g, 'role-' || g FROM generate_series(1, 100) g;
-CREATE TABLE app.user_roles (user_id int NOT NULL, role_id int NOT NULL);
+CREATE TABLE app.user_roles (user_id :idtype NOT NULL, role_id int NOT NULL);
 CREATE INDEX ON app.user_roles (user_id, role_id);
 
 -- The common alternative: a generic audit trigger.
@@ -79,11 +91,11 @@ $$;
 VACUUM ANALYZE app.users, app.roles, app.user_roles;
 SQL
 
-cat >"$work/insert-delete.sql" <<'SQL'
-\set a random(1, 10000)
-\set r random(1, 100)
-INSERT INTO app.user_roles VALUES (:a, :r);
-DELETE FROM app.user_roles WHERE user_id = :a AND role_id = :r;
+cat >"$work/insert-delete.sql" <<SQL
+\\set a random(1, $ACCOUNTS)
+\\set r random(1, 100)
+INSERT INTO app.user_roles VALUES ($(idsql :a), :r);
+DELETE FROM app.user_roles WHERE user_id = $(idsql :a) AND role_id = :r;
 SQL
 
 # Put one setup in place (and take the previous one away).
@@ -121,7 +133,12 @@ clean() {
 # rolling back to a savepoint so the next run starts from an empty table.
 bulk() {
 	clean
-	PGOPTIONS="-c bench.rows=$ROWS -c bench.setup=$1 -c bench.round=$2" sql <<'SQL'
+	PGOPTIONS="-c bench.rows=$ROWS -c bench.setup=$1 -c bench.round=$2" \
+		sql -v idexpr="$(idsql "1 + g % $ACCOUNTS")" <<'SQL'
+PREPARE bulk_insert AS
+INSERT INTO app.user_roles
+SELECT :idexpr, 1 + (g * 7) % 100
+  FROM generate_series(1, current_setting('bench.rows')::int) g;
 DO $$
 DECLARE
 	t0 timestamptz;
@@ -129,9 +146,7 @@ DECLARE
 BEGIN
 	BEGIN
 		t0 := clock_timestamp();
-		INSERT INTO app.user_roles
-		SELECT 1 + g % 10000, 1 + (g * 7) % 100
-		  FROM generate_series(1, current_setting('bench.rows')::int) g;
+		EXECUTE 'EXECUTE bulk_insert';
 		PERFORM connector._flush();
 		ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
 		RAISE EXCEPTION USING ERRCODE = 'BENCH', MESSAGE = ms::text;
@@ -171,7 +186,7 @@ for round in $(seq "$BULK_ROUNDS"); do
 	done
 done
 
-echo "== results (synchronous_commit = off; pgbench: $CLIENTS clients, ${DURATION} s, medians of $ROUNDS rounds; bulk: $ROWS rows, $BULK_ROUNDS rounds)"
+echo "== results ($ACCOUNTS accounts, $IDTYPE ids; synchronous_commit = off; pgbench: $CLIENTS clients, ${DURATION} s, medians of $ROUNDS rounds; bulk: $ROWS rows, $BULK_ROUNDS rounds)"
 sql <<'SQL'
 \pset footer off
 -- each measurement against the unmapped one of the same round
