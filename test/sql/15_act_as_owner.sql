@@ -4,19 +4,23 @@
 -- API's own statement only; mapping needs ownership.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(22);
+SELECT plan(24);
 
 CREATE ROLE regress_crm_owner;
 CREATE ROLE regress_platform IN ROLE connector_platform;
 CREATE ROLE regress_admin IN ROLE connector_admin;
 CREATE SCHEMA crm AUTHORIZATION regress_crm_owner;
 SET ROLE regress_crm_owner;
-CREATE TABLE crm.users (id int PRIMARY KEY, login text NOT NULL, active boolean NOT NULL DEFAULT true);
+CREATE TABLE crm.users (id int PRIMARY KEY, login text NOT NULL, active boolean NOT NULL DEFAULT true,
+						manager int REFERENCES crm.users ON DELETE CASCADE);
 CREATE TABLE crm.roles (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE crm.user_roles (user_id int NOT NULL REFERENCES crm.users ON DELETE CASCADE,
 							 role_id int NOT NULL REFERENCES crm.roles);
-INSERT INTO crm.users VALUES (1, 'alice'), (2, 'bob'), (42, 'mallory');
+INSERT INTO crm.users VALUES (1, 'alice', true, NULL), (2, 'bob', true, NULL), (42, 'mallory', true, NULL),
+	(3, 'svc-bob', true, 2);
 INSERT INTO crm.roles VALUES (1, 'viewer'), (7, 'db-admin');
+-- bob's service account goes with bob (a foreign-key cascade), and its grant with it
+INSERT INTO crm.user_roles VALUES (3, 7);
 -- Who the owner's code ran as, and an attempt to use a superuser's rights.
 CREATE TABLE crm.evil_log (who name, super boolean, tag text);
 CREATE FUNCTION crm.evil() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -93,7 +97,13 @@ SELECT is((SELECT count(*) FROM connector.findings('crm') WHERE code = 'shadow_g
 SELECT is((SELECT string_agg(DISTINCT event#>>'{data,origin,via}', ',')
 			 FROM connector.changes('crm') WHERE event->>'type' = 'access.revoked'
 			  AND event#>>'{data,account,id}' = '2'),
-		  'platform', 'the revocations of delete_account (and its cascade) are the platform''s');
+		  'platform', 'the revocations of delete_account are the platform''s');
+SELECT is((SELECT string_agg(event->>'type' || ' ' || (event#>>'{data,origin,via}') || ' ' ||
+							 (event#>>'{data,origin,operation}'), ', ' ORDER BY position)
+			 FROM connector.changes('crm') WHERE event#>>'{data,account,id}' = '3'),
+		  'account.deleted platform delete_account, access.revoked platform delete_account',
+		  'the foreign-key cascade of delete_account (the account bob manages, and its grant) is the platform''s');
+SELECT is((SELECT count(*) FROM crm.users WHERE id = 3), 0::bigint, 'the cascade ran');
 
 -- A write the application's own trigger suppresses fails; nothing changes.
 SET ROLE regress_crm_owner;
