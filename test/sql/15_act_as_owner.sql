@@ -4,7 +4,7 @@
 -- API's own statement only; mapping needs ownership.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(24);
+SELECT plan(25);
 
 CREATE ROLE regress_crm_owner;
 CREATE ROLE regress_platform IN ROLE connector_platform;
@@ -69,6 +69,14 @@ SELECT throws_ok($$SELECT connector.unregister_app('crm')$$, '42501',
 				 'permission denied to map table crm.users',
 				 'nor can it unmap them once it is no longer a member');
 RESET ROLE;
+
+-- One owner for an application's tables: the role everything runs as.
+CREATE TABLE public.other_roles (id int PRIMARY KEY, name text NOT NULL);
+SELECT throws_ok($$SELECT connector.register_app('mixed', '{
+	"accounts": {"table": "crm.users", "id": "id", "name": "login"},
+	"entitlements": {"table": "public.other_roles", "id": "id", "name": "name"}}')$$, '22023',
+				 'tables of application "mixed" have different owners',
+				 'tables of two owners cannot make one application');
 
 -- Platform writes run the owner's trigger as the owner.
 SET ROLE regress_platform;
