@@ -136,12 +136,15 @@ BEGIN
 			USING ERRCODE = 'invalid_authorization_specification', DETAIL = why;
 	END IF;
 	PERFORM @extschema@._origin_client('scim:' || t.name);
-	-- at most once a minute, and never waiting for another request's update
-	UPDATE @extschema@.token k SET last_used = now()
-	 WHERE (k.app, k.name) = (SELECT l.app, l.name FROM @extschema@.token l
-							   WHERE l.app = t.app AND l.name = t.name
-								 AND (l.last_used IS NULL OR l.last_used < now() - interval '1 minute')
-								 FOR NO KEY UPDATE SKIP LOCKED);
+	-- at most once a minute, never waiting for another request's update,
+	-- and not in a read-only transaction (a hot standby serves reads too)
+	IF NOT current_setting('transaction_read_only')::boolean THEN
+		UPDATE @extschema@.token k SET last_used = now()
+		 WHERE (k.app, k.name) = (SELECT l.app, l.name FROM @extschema@.token l
+								   WHERE l.app = t.app AND l.name = t.name
+									 AND (l.last_used IS NULL OR l.last_used < now() - interval '1 minute')
+									 FOR NO KEY UPDATE SKIP LOCKED);
+	END IF;
 	RETURN t.name;
 END
 $$;

@@ -38,7 +38,7 @@ CREATE FUNCTION pg_temp.reg(scim text) RETURNS text LANGUAGE sql AS $$
 	SELECT pg_temp.err(format('SELECT connector.register_app(%L, pg_temp.spec(%L))', 'bad', scim))
 $$;
 
-SELECT plan(210);
+SELECT plan(212);
 
 -- The "scim" key of the mapping.
 SELECT is(pg_temp.reg('[]'), '22023 mapping key "scim" must be a JSON object, not array', 'scim must be an object');
@@ -174,6 +174,13 @@ SELECT is((SELECT last_used FROM connector.tokens WHERE name = 'okta'), now() - 
 UPDATE connector.token SET last_used = now() - interval '61 seconds' WHERE name = 'okta';
 SELECT connector.scim_session('scim', :'tok');
 SELECT is((SELECT last_used FROM connector.tokens WHERE name = 'okta'), now(), 'but is after a minute');
+UPDATE connector.token SET last_used = now() - interval '61 seconds' WHERE name = 'okta';
+SAVEPOINT ro;
+SET LOCAL transaction_read_only = on;
+SELECT is(connector.scim_session('scim', :'tok'), 'okta', 'a read-only transaction (a hot standby) opens a session');
+SELECT is((SELECT last_used FROM connector.tokens WHERE name = 'okta'), now() - interval '61 seconds',
+		  'without writing last_used');
+ROLLBACK TO ro;
 SELECT is(pg_temp.err($$SELECT connector.scim_session('scim', 'ctk_wrong')$$), '28000 invalid bearer token',
 		  'a wrong token: 28000, no detail');
 SELECT is(pg_temp.err($$SELECT connector.scim_session('scim', NULL)$$), '28000 invalid bearer token', 'no token');
