@@ -6,7 +6,7 @@ CREATE EXTENSION connector;
 SELECT connector.register_app('crm', pg_temp.crm_spec());
 CREATE TABLE public.other_users (id int PRIMARY KEY, name text NOT NULL);
 SELECT connector.register_app('other', '{"accounts": {"table": "public.other_users", "id": "id", "name": "name"}}');
-SELECT plan(65);
+SELECT plan(76);
 
 CREATE ROLE regress_admin IN ROLE connector_admin;
 CREATE ROLE regress_platform IN ROLE connector_platform;
@@ -69,6 +69,24 @@ SELECT is((SELECT count(*) FROM connector.signing_key_secret
 SELECT is(pg_temp.part(s, 1), jsonb_build_object('typ', 'secevent+jwt', 'alg', 'RS256', 'kid', :'rs2'),
 		  'the newest active key signs: its kid and alg in the header')
   FROM connector._sets('crm', '{"id": "evt_1_0", "type": "account.enabled", "timestamp": "2026-01-01T00:00:00Z", "data": {"app": "crm", "txid": "1", "account": {"id": "1"}}}', 'https://i', 'a') s;
+
+-- bad inputs of the internal renderer
+SELECT throws_ok($$SELECT connector._sets(NULL, '{}', 'i', 'a')$$, '22004', 'app must not be null', '_sets: NULL app');
+SELECT throws_ok($$SELECT connector._sets('crm', NULL, 'i', 'a')$$, '22004', 'event must not be null', '_sets: NULL event');
+SELECT throws_ok($$SELECT connector._sets('crm', '{}', NULL, 'a')$$, '22004', 'issuer must not be null', '_sets: NULL issuer');
+SELECT throws_ok($$SELECT connector._sets('crm', '{}', 'i', NULL)$$, '22004', 'audience must not be null', '_sets: NULL audience');
+SELECT throws_ok($$SELECT connector._sets('nope', '{}', 'i', 'a')$$, '42704', 'application "nope" is not registered', '_sets: unknown app');
+SELECT throws_ok($$SELECT connector._sets('crm', '[]', 'i', 'a')$$, '22023', 'event must be a JSON object', '_sets: not an object');
+SELECT throws_ok($$SELECT connector._sets('crm', '{"id": "evt_1_0", "type": "account.enabled"}', 'i', 'a')$$, '22023',
+				 'event must have string members id, type and timestamp and an object data', '_sets: not an event');
+SELECT throws_ok($$SELECT connector._sets('crm', '{"id": "evt_1_0", "type": "account.enabled", "timestamp": "2026-01-01T00:00:00Z", "data": {"app": "other", "account": {"id": "1"}}}', 'i', 'a')$$,
+				 '22023', 'event "evt_1_0" is not an event of application "crm"', '_sets: another application''s event');
+SELECT throws_ok($$SELECT connector._sets('crm', '{"id": "evt_1_0", "type": "account.frozen", "timestamp": "2026-01-01T00:00:00Z", "data": {"app": "crm", "account": {"id": "1"}}}', 'i', 'a')$$,
+				 '22023', 'unknown event type "account.frozen"', '_sets: unknown event type');
+SELECT throws_ok($$SELECT connector._sets('crm', '{"id": "evt_1_0", "type": "account.enabled", "timestamp": "2026-01-01T00:00:00Z", "data": {"app": "crm"}}', 'i', 'a')$$,
+				 '22023', 'event "evt_1_0" of type account.enabled has no account id', '_sets: an account event without its account');
+SELECT is((SELECT count(*) FROM connector._sets('crm', '{"id": "evt_1_0", "type": "capture.tampered", "timestamp": "2026-01-01T00:00:00Z", "data": {"app": "crm"}}', 'i', 'a')),
+		  0::bigint, '_sets: capture.tampered gives no SET');
 
 -- bad inputs
 SELECT throws_ok($$SELECT connector.add_signing_key(NULL)$$, '22004', 'app must not be null', 'add: NULL app');
