@@ -35,6 +35,7 @@
 #include "common/base64.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/parsenodes.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -215,6 +216,7 @@ connector_generate_signing_key(PG_FUNCTION_ARGS)
 	Oid			types1[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Oid			types2[2] = {TEXTOID, BYTEAOID};
 	Datum		values[4];
+	SPIPlanPtr	plan;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -274,12 +276,21 @@ connector_generate_signing_key(PG_FUNCTION_ARGS)
 							  "VALUES ($1, $2, $3, $4::jsonb)",
 							  4, types1, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the signing key");
+	/*
+	 * A generic plan, so the private key stays a parameter: a custom or
+	 * one-shot plan would fold it into a constant, which EXPLAIN VERBOSE of
+	 * auto_explain.log_nested_statements would print to the server log.
+	 */
+	plan = SPI_prepare_cursor("INSERT INTO connector.signing_key_secret (kid, private_key) "
+							  "VALUES ($1, $2)",
+							  2, types2, CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "could not store the signing key");
 	values[0] = CStringGetTextDatum(kid.data);
 	values[1] = PointerGetDatum(secret);
-	if (SPI_execute_with_args("INSERT INTO connector.signing_key_secret (kid, private_key) "
-							  "VALUES ($1, $2)",
-							  2, types2, values, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store the signing key");
+	SPI_freeplan(plan);
 	SPI_finish();
 
 	memset(VARDATA(secret), 0, derlen);
