@@ -451,14 +451,27 @@ AppendCaepCommon(StringInfo s, const SetEvent *e)
 	const char *entity = NULL;
 	const char *reason = "Changed directly in the application's database";
 
-	if (e->via != NULL && strcmp(e->via, "platform") == 0)
-		entity = "admin", reason = "Changed through the platform API";
-	else if (e->via != NULL && strcmp(e->via, "offboard") == 0)
-		entity = "admin", reason = "Offboarded through the platform API";
-	else if (e->via != NULL && strcmp(e->via, "reconcile") == 0)
-		entity = "policy", reason = "Enforced by reconciliation";
-	else if (e->via != NULL && strcmp(e->via, "expiry") == 0)
-		entity = "policy", reason = "Time-bound access expired";
+	static const struct
+	{
+		const char *via;
+		const char *entity;
+		const char *reason;
+	}			origins[] =
+	{
+		{"platform", "admin", "Changed through the platform API"},
+		{"offboard", "admin", "Offboarded through the platform API"},
+		{"reconcile", "policy", "Enforced by reconciliation"},
+		{"expiry", "policy", "Time-bound access expired"},
+	};
+
+	for (int i = 0; e->via != NULL && i < lengthof(origins); i++)
+	{
+		if (strcmp(e->via, origins[i].via) == 0)
+		{
+			entity = origins[i].entity;
+			reason = origins[i].reason;
+		}
+	}
 
 	appendStringInfo(s, "\"event_timestamp\":" INT64_FORMAT, e->seconds);
 	if (entity != NULL)
