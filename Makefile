@@ -18,6 +18,8 @@ OBJS = \
 	src/dispatcher.o \
 	src/http.o \
 	src/sign.o \
+	src/jose.o \
+	src/set_render.o \
 	src/webhook_json.o \
 	src/reconcile.o \
 	src/logfilter.o

@@ -70,6 +70,22 @@ extern void ConnectorAppendSignature(struct StringInfoData *buf, const char *msg
 									 int64 timestamp, const char *body, size_t bodylen,
 									 const unsigned char *key, size_t keylen);
 
+/* in jose.c */
+#define JOSE_KID_MAXLEN 64
+
+typedef enum JoseAlg
+{
+	JOSE_RS256,
+	JOSE_ES256
+} JoseAlg;
+
+extern const char *JoseAlgName(JoseAlg alg);
+extern bool JoseAlgFromName(const char *name, JoseAlg *alg);
+extern void JoseAppendBase64Url(struct StringInfoData *buf, const unsigned char *data,
+								size_t len);
+extern void JoseAppendJws(struct StringInfoData *out, const char *kid, JoseAlg alg,
+						  const char *payload, size_t payloadlen);
+
 /* in dispatcher.c */
 extern void ConnectorDispatcherInit(void);
 extern void ConnectorNoteEventsWritten(void);

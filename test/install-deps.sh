@@ -5,7 +5,8 @@ pkgs=(postgresql-server-dev-15 libcurl4-openssl-dev libjansson-dev libssl-dev
       postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
       postgresql-common python3 openssl
       libpostgresql-jdbc-java default-jdk-headless python3-psycopg2 python3-psycopg
-      odbc-postgresql unixodbc python3-pyodbc)
+      odbc-postgresql unixodbc python3-pyodbc
+      python3-cryptography python3-jwt)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -30,6 +30,9 @@ fi
 # The webhook receiver's self-test: Standard Webhooks verification, faults, TLS.
 timeout 300 python3 test/receiver/test_receiver.py || status=1
 
+# Security Event Tokens: every event type signed and verified independently.
+test/ssf/run.sh || status=1
+
 # The docs test: every SQL example of README.md and docs/*.md runs as written.
 test/docs/run.sh || status=1
 
