@@ -1,0 +1,8 @@
+/*
+ * patch.c
+ *	  PATCH operations (in progress).
+ *
+ * IDENTIFICATION
+ *	  gateway/patch.c
+ */
+#include "gateway.h"
