@@ -86,18 +86,26 @@ extern bool http_reload_cert(void);
 /* in filter.c: the RFC 7644 filter grammar */
 typedef enum FKind
 {
-	F_AND, F_OR, F_NOT, F_CMP, F_VALPATH, F_TRUE, F_FALSE
+	F_AND, F_OR, F_NOT, F_CMP, F_VALPATH
 } FKind;
 
+/*
+ * A parsed filter.  CMP: schema/attr/sub op value.  VALPATH: attr[inner]
+ * optionally followed by .sub and op value (op empty: "some element
+ * matches").  AND/OR keep their operands in an array, so long chains need
+ * no deep recursion.
+ */
 typedef struct FNode
 {
 	FKind		kind;
-	struct FNode *left;			/* AND/OR/NOT; VALPATH: the inner filter */
-	struct FNode *right;		/* AND/OR */
-	char	   *path;			/* CMP/VALPATH: attribute path as written */
-	char	   *sub;			/* VALPATH: ".sub" after the brackets */
-	char		op[3];			/* CMP: eq ne co sw ew gt ge lt le pr */
-	json_t	   *value;			/* CMP: the comparison value (NULL for pr) */
+	struct FNode **kids;		/* AND/OR operands; NOT: kids[0] */
+	int			nkids;
+	struct FNode *inner;		/* VALPATH: the filter inside brackets */
+	char	   *schema;			/* URN prefix as written, or NULL */
+	char	   *attr;			/* attribute name as written */
+	char	   *sub;			/* sub-attribute or NULL */
+	char		op[3];			/* eq ne co sw ew gt ge lt le pr, or "" */
+	json_t	   *value;			/* comparison value (NULL for pr) */
 } FNode;
 
 typedef struct ScimPath
@@ -114,12 +122,13 @@ extern bool filter_match(const FNode *n, json_t *elem);
 extern json_t *filter_to_ast(const FNode *n, bool users, json_t *mapping, char **errmsg);
 extern ScimPath *path_parse(const char *text, char **errmsg);
 extern void path_free(ScimPath *p);
+extern const char *schema_canonical(const char *parent, const char *name, bool users);
+extern json_t *attr_get(json_t *obj, const char *name);
 
 /* in patch.c */
 extern int	patch_apply(json_t *res, json_t *body, bool users, const char **scim_type, char **detail);
 extern int	patch_put(json_t *res, json_t *body, bool users, const char **scim_type, char **detail);
-extern const char *schema_canonical(const char *parent, const char *name, bool users);
-extern json_t *attr_get(json_t *obj, const char *name);
+extern json_t *patch_canon_resource(json_t *body, bool users);
 
 /* in scim.c */
 typedef struct ScimRequest
