@@ -1046,6 +1046,61 @@ is_grants_attr(Tx *t, const char *attr)
 	return strcasecmp(attr, name) == 0 && json_is_true(json_object_get(t->mapping, "has_grants"));
 }
 
+/*
+ * Can value name an id of the given SQL type?  An id that cannot (Entra's
+ * test filter: a random GUID against integer ids) matches nothing rather
+ * than failing the query.
+ */
+static bool
+id_may_parse(json_t *value, json_t *type)
+{
+	const char *t = json_string_value(type);
+	const char *v;
+
+	if (t == NULL || !json_is_string(value))
+		return true;
+	v = json_string_value(value);
+	if (strcmp(t, "integer") == 0 || strcmp(t, "bigint") == 0 || strcmp(t, "smallint") == 0)
+	{
+		size_t		n = strlen(v);
+		const char *p = v;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '-' || *p == '+')
+			p++;
+		if (*p == '\0' || n > 25)
+			return false;
+		for (; *p; p++)
+			if (!isdigit((unsigned char) *p) && *p != ' ')
+				return false;
+		return true;
+	}
+	if (strcmp(t, "uuid") == 0)
+	{
+		int			hex = 0;
+
+		for (const char *p = v; *p; p++)
+		{
+			if (isxdigit((unsigned char) *p))
+				hex++;
+			else if (*p != '-' && *p != '{' && *p != '}')
+				return false;
+		}
+		return hex == 32;
+	}
+	return true;
+}
+
+/* An id or member comparison, folded when the value cannot be such an id. */
+static json_t *
+ast_id(const char *attr, const FNode *n, json_t *type)
+{
+	if ((strcmp(n->op, "eq") == 0 || strcmp(n->op, "ne") == 0) && !id_may_parse(n->value, type))
+		return json_boolean(strcmp(n->op, "ne") == 0);
+	return ast_cmp(attr, n->op, n->value, false);
+}
+
 /* One comparison (CMP or VALPATH) on a User or Group. */
 static json_t *
 tx_attr(Tx *t, const FNode *n)
@@ -1099,7 +1154,8 @@ tx_attr(Tx *t, const FNode *n)
 	{
 		/* simple attributes */
 		if (strcasecmp(attr, "id") == 0)
-			return ast_cmp("id", n->op, n->value, false);
+			return ast_id("id", n, json_object_get(t->mapping, t->users ? "account_id_type" :
+												   "entitlement_id_type"));
 		if (t->users && strcasecmp(attr, "userName") == 0)
 			return ast_cmp("name", n->op, n->value, true);
 		if (!t->users && strcasecmp(attr, "displayName") == 0)
@@ -1138,7 +1194,8 @@ tx_attr(Tx *t, const FNode *n)
 		if (n->kind == F_CMP)
 		{
 			if (sub == NULL || strcasecmp(sub, "value") == 0)
-				return ast_cmp("member", n->op, n->value, false);
+				return ast_id("member", n, json_object_get(t->mapping, t->users ? "entitlement_id_type" :
+														   "account_id_type"));
 			if (schema_canonical(t->users ? "groups" : "members", sub, t->users) == NULL)
 				txerr(t, "invalid filter: unknown sub-attribute \"%s\"", sub);
 			return json_false();
@@ -1146,7 +1203,9 @@ tx_attr(Tx *t, const FNode *n)
 		/* members[value eq "x"], members[value eq "x" or value eq "y"] */
 		list = json_array();
 		if (n->inner->kind == F_CMP && strcasecmp(n->inner->attr, "value") == 0 && !n->inner->sub)
-			json_array_append_new(list, ast_cmp("member", n->inner->op, n->inner->value, false));
+			json_array_append_new(list, ast_id("member", n->inner,
+											   json_object_get(t->mapping, t->users ? "entitlement_id_type" :
+															   "account_id_type")));
 		else if (n->inner->kind == F_OR)
 		{
 			json_t	   *ors = json_array();
@@ -1156,7 +1215,9 @@ tx_attr(Tx *t, const FNode *n)
 				FNode	   *k = n->inner->kids[i];
 
 				if (k->kind == F_CMP && strcasecmp(k->attr, "value") == 0 && !k->sub)
-					json_array_append_new(ors, ast_cmp("member", k->op, k->value, false));
+					json_array_append_new(ors, ast_id("member", k,
+													  json_object_get(t->mapping, t->users ? "entitlement_id_type" :
+																	  "account_id_type")));
 				else
 					txerr(t, "invalid filter: only value can be compared in %s[…]", attr);
 			}

@@ -45,6 +45,58 @@ typedef struct Ctx
 	char	   *mapping_text;
 } Ctx;
 
+/*
+ * The last mapping seen per app.  Only a hint: a list request translates
+ * its filter with it so session, mapping and query go in one round trip,
+ * and the mapping returned by that same round trip is compared with it (a
+ * changed mapping repeats the query).  Nothing is ever answered from it.
+ */
+#define MAPPING_CACHE 64
+static struct
+{
+	char	   *app;
+	char	   *text;
+}			mapping_cache[MAPPING_CACHE];
+static int	mapping_cache_next;
+static pthread_mutex_t mapping_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *
+cached_mapping(const char *app)
+{
+	char	   *r = NULL;
+
+	pthread_mutex_lock(&mapping_lock);
+	for (int i = 0; i < MAPPING_CACHE; i++)
+		if (mapping_cache[i].app && strcmp(mapping_cache[i].app, app) == 0)
+		{
+			r = strdup(mapping_cache[i].text);
+			break;
+		}
+	pthread_mutex_unlock(&mapping_lock);
+	return r;
+}
+
+static void
+remember_mapping(const char *app, const char *text)
+{
+	int			slot = -1;
+
+	pthread_mutex_lock(&mapping_lock);
+	for (int i = 0; i < MAPPING_CACHE; i++)
+		if (mapping_cache[i].app && strcmp(mapping_cache[i].app, app) == 0)
+			slot = i;
+	if (slot < 0)
+	{
+		slot = mapping_cache_next;
+		mapping_cache_next = (mapping_cache_next + 1) % MAPPING_CACHE;
+		free(mapping_cache[slot].app);
+		mapping_cache[slot].app = strdup(app);
+	}
+	free(mapping_cache[slot].text);
+	mapping_cache[slot].text = strdup(text);
+	pthread_mutex_unlock(&mapping_lock);
+}
+
 /* ---- errors ---- */
 
 /* An RFC 7644 section 3.12 error body: status as a string, never SQL text. */
@@ -888,12 +940,13 @@ static json_t *
 mapped_defs(json_t *m, bool ext)
 {
 	json_t	   *defs = json_array();
-	const char *k;
+	const char *key;
 	json_t	   *col;
 	size_t		el = strlen(SCIM_ENTERPRISE);
 
-	json_object_foreach(json_object_get(m, "attributes"), k, col)
+	json_object_foreach(json_object_get(m, "attributes"), key, col)
 	{
+		const char *k = key;
 		bool		is_ext = strncmp(k, SCIM_ENTERPRISE, el) == 0 && k[el] == ':';
 		const char *mut = json_is_string(col) && writable(m, json_string_value(col), true) &&
 			op_allowed(m, "update_account") ? "readWrite" : "readOnly";
@@ -1444,42 +1497,59 @@ list_resources(Ctx *c)
 			return;
 		}
 	}
-	/* first round: the session and the mapping the filter needs */
-	{
-		int			n = start_queries(c, q, false);
-
-		if (!run(c, q, n, res, false))
-			goto out;
-		take_token_name(c, res[0]);
-		if (!take_mapping(c, res[1]))
-			goto out;
-		clear_results(res, n);
-	}
-	if (f)
-	{
-		json_t	   *ast = filter_to_ast(f, c->users, c->mapping, &ferr);
-
-		if (ast == NULL)
-		{
-			scim_error(c->resp, 400, "invalidFilter", ferr);
-			free(ferr);
-			goto out;
-		}
-		ast_text = json_dumps(ast, JSON_COMPACT);
-		json_decref(ast);
-	}
 	snprintf(skip, sizeof(skip), "%lld", pg.cursor_mode ? 0 : pg.start - 1);
 	snprintf(limit, sizeof(limit), "%d", pg.count);
+	for (int attempt = 0;; attempt++)
 	{
-		int			n = 0;
+		char	   *hint = f ? cached_mapping(c->app) : NULL;
+		json_t	   *hm = hint ? json_loads(hint, 0, NULL) : NULL;
+		int			n;
 
-		q[n++] = (DbQuery)
+		/* without a remembered mapping: fetch it first (once per app) */
+		if (f && hm == NULL)
 		{
-			Q_SESSION, 2,
+			n = start_queries(c, q, false);
+			if (!run(c, q, n, res, false))
 			{
-				c->app, c->req->token
+				free(hint);
+				goto out;
 			}
-		};
+			if (res[1] && PQntuples(res[1]) == 1 && !PQgetisnull(res[1], 0, 0))
+			{
+				remember_mapping(c->app, PQgetvalue(res[1], 0, 0));
+				hm = json_loads(PQgetvalue(res[1], 0, 0), 0, NULL);
+			}
+			clear_results(res, n);
+			if (hm == NULL)
+			{
+				free(hint);
+				scim_error(c->resp, 500, NULL, "internal error");
+				goto out;
+			}
+		}
+		free(ast_text);
+		ast_text = NULL;
+		if (f)
+		{
+			json_t	   *ast = filter_to_ast(f, c->users, hm, &ferr);
+
+			if (ast == NULL)
+			{
+				scim_error(c->resp, 400, "invalidFilter", ferr);
+				free(ferr);
+				json_decref(hm);
+				free(hint);
+				/* still check the token first: 401 beats 400 */
+				n = start_queries(c, q, false);
+				if (!run(c, q, n, res, false))
+					goto out;
+				goto out;
+			}
+			ast_text = json_dumps(ast, JSON_COMPACT);
+			json_decref(ast);
+		}
+		json_decref(hm);
+		n = start_queries(c, q, false);
 		q[n] = (DbQuery)
 		{
 			c->users ? Q_USERS : Q_GROUPS, c->users ? 6 : 7,
@@ -1490,19 +1560,40 @@ list_resources(Ctx *c)
 		};
 		n++;
 		if (!run(c, q, n, res, true))
+		{
+			free(hint);
 			goto out;
+		}
 		take_token_name(c, res[0]);
+		if (!take_mapping(c, res[1]))
+		{
+			free(hint);
+			goto out;
+		}
+		if (f == NULL || (hint && strcmp(hint, c->mapping_text) == 0) || attempt > 0)
+		{
+			free(hint);
+			break;
+		}
+		/* the mapping changed since it was remembered: translate again */
+		remember_mapping(c->app, c->mapping_text);
+		free(hint);
+		json_decref(c->mapping);
+		c->mapping = NULL;
+		free(c->mapping_text);
+		c->mapping_text = NULL;
+		clear_results(res, n);
 	}
 	items = json_array();
-	nrows = PQntuples(res[1]);
+	nrows = PQntuples(res[2]);
 	for (int i = 0; i < nrows; i++)
 	{
-		if (!PQgetisnull(res[1], i, 0))
-			total = strtoll(PQgetvalue(res[1], i, 0), NULL, 10);
-		if (PQgetisnull(res[1], i, 1))
+		if (!PQgetisnull(res[2], i, 0))
+			total = strtoll(PQgetvalue(res[2], i, 0), NULL, 10);
+		if (PQgetisnull(res[2], i, 1))
 			continue;
-		json_array_append_new(items, project(c, render(c, res[1], i)));
-		last_id = PQgetvalue(res[1], i, 1);
+		json_array_append_new(items, project(c, render(c, res[2], i)));
+		last_id = PQgetvalue(res[2], i, 1);
 	}
 	if (pg.total >= 0)
 		total = pg.total;
@@ -1609,6 +1700,42 @@ if_match_ok(const char *header, const char *etag)
 	return false;
 }
 
+/* Nesting depth of a JSON value, stopping early past the limit. */
+static int
+json_depth(json_t *v, int limit)
+{
+	int			d = 0;
+	size_t		i;
+	const char *k;
+	json_t	   *x;
+
+	if (limit < 0)
+		return 1;
+	if (json_is_array(v))
+		json_array_foreach(v, i, x)
+		{
+			int			dx = json_depth(x, limit - 1);
+
+			if (dx > d)
+				d = dx;
+			if (d > limit)
+				break;
+		}
+	else if (json_is_object(v))
+		json_object_foreach(v, k, x)
+		{
+			int			dx = json_depth(x, limit - 1);
+
+			if (dx > d)
+				d = dx;
+			if (d > limit)
+				break;
+		}
+	else
+		return 0;
+	return d + 1;
+}
+
 /* The body as a JSON object; false with a 400 response. */
 static json_t *
 parse_body(Ctx *c)
@@ -1628,6 +1755,12 @@ parse_body(Ctx *c)
 
 		snprintf(buf, sizeof(buf), "the body is not a JSON object: %s", b ? "not an object" : jerr.text);
 		scim_error(c->resp, 400, "invalidSyntax", buf);
+		json_decref(b);
+		return NULL;
+	}
+	if (json_depth(b, GW_JSON_DEPTH) > GW_JSON_DEPTH)
+	{
+		scim_error(c->resp, 400, "invalidSyntax", "the body is nested too deeply");
 		json_decref(b);
 		return NULL;
 	}
