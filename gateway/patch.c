@@ -610,7 +610,7 @@ int
 patch_put(json_t *res, json_t *body, bool users, const char **scim_type, char **detail)
 {
 	json_t	   *nr;
-	const char *keep_users[] = {"id", "meta", "active", "groups", "roles", "entitlements", NULL};
+	const char *keep_users[] = {"id", "meta", "active", "userType", "groups", "roles", "entitlements", NULL};
 	const char *keep_groups[] = {"id", "meta", "members", NULL};
 	const char **keep = users ? keep_users : keep_groups;
 

@@ -1736,6 +1736,31 @@ json_depth(json_t *v, int limit)
 	return d + 1;
 }
 
+/*
+ * A request refused before the database was asked (bad body): still check
+ * the token, so a client without a valid one learns that first.
+ */
+static void
+check_token(Ctx *c)
+{
+	DbQuery		q[3];
+	PGresult   *res[3] = {NULL};
+	int			n = start_queries(c, q, false);
+	ScimResponse saved = *c->resp;
+
+	memset(c->resp, 0, sizeof(*c->resp));
+	if (run(c, q, n - 1, res, false))
+	{
+		take_token_name(c, res[0]);
+		memcpy(saved.token_name, c->resp->token_name, sizeof(saved.token_name));
+		scim_response_free(c->resp);
+		*c->resp = saved;
+	}
+	else
+		scim_response_free(&saved);
+	clear_results(res, 3);
+}
+
 /* The body as a JSON object; false with a 400 response. */
 static json_t *
 parse_body(Ctx *c)
@@ -2002,7 +2027,10 @@ write_resource(Ctx *c)
 	bool		is_put = strcmp(c->req->method, "PUT") == 0;
 
 	if (!is_delete && (body = parse_body(c)) == NULL)
+	{
+		check_token(c);
 		goto out;
+	}
 	q[n++] = (DbQuery)
 	{
 		Q_LOCK, 3,
@@ -2140,7 +2168,10 @@ create_resource(Ctx *c)
 	char	   *new_id = NULL;
 
 	if (body == NULL)
+	{
+		check_token(c);
 		return;
+	}
 	want = patch_canon_resource(body, c->users);
 	{
 		json_t	   *nm = json_object_get(want, c->users ? "userName" : "displayName");
