@@ -1635,6 +1635,11 @@ get_resource(Ctx *c)
 	int			n = start_queries(c, q, false);
 	DbError		err = {{0}};
 
+	if (filter == NULL)
+	{
+		scim_error(c->resp, 404, NULL, "no such resource");
+		return;
+	}
 	read_one_query(c, &q[n++], filter, want_members(c));
 	if (!db_run(c->db, q, n, res, &err))
 	{
@@ -2026,6 +2031,11 @@ write_resource(Ctx *c)
 	bool		is_delete = strcmp(c->req->method, "DELETE") == 0;
 	bool		is_put = strcmp(c->req->method, "PUT") == 0;
 
+	if (filter == NULL)
+	{
+		scim_error(c->resp, 404, NULL, "no such resource");
+		return;
+	}
 	if (!is_delete && (body = parse_body(c)) == NULL)
 	{
 		check_token(c);
@@ -2322,6 +2332,20 @@ out:
 
 /* ---- entry point ---- */
 
+/* Is s valid UTF-8 with no control characters (an app name or an id from the URL)? */
+static bool
+valid_text(const char *s)
+{
+	json_t	   *j = json_string(s);
+	bool		ok = j != NULL;
+
+	json_decref(j);
+	for (; ok && *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			ok = false;
+	return ok;
+}
+
 /*
  * Serve one request under /scim/v2/: route, check the token's presence,
  * take a pooled connection and hand over to the operation.
@@ -2346,6 +2370,11 @@ scim_handle(const ScimRequest *req, ScimResponse *resp)
 	}
 	c.app = strndup(req->path, slash - req->path);
 	rest = strdup(slash + 1);
+	if (!valid_text(c.app))
+	{
+		scim_error(resp, 404, NULL, "no such application");
+		goto out;
+	}
 	rl = strlen(rest);
 	while (rl > 0 && rest[rl - 1] == '/')
 		rest[--rl] = '\0';
@@ -2399,6 +2428,11 @@ scim_handle(const ScimRequest *req, ScimResponse *resp)
 				goto out;
 			}
 			c.id = strdup(idp + 1);
+			if (!valid_text(c.id) || strlen(c.id) > 1000)
+			{
+				scim_error(resp, 404, NULL, c.users ? "no such user" : "no such group");
+				goto out;
+			}
 		}
 	}
 	if ((c.id == NULL && strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0) ||
