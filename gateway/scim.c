@@ -149,6 +149,13 @@ db_fail(Ctx *c, DbError *err, bool filter_call)
 	int			status = db_http_status(err, filter_call, &st);
 	char		buf[700];
 
+	/* Groups of an application whose grants name no entitlements table */
+	if (!c->users && strcmp(err->sqlstate, "0A000") == 0)
+	{
+		snprintf(buf, sizeof(buf), "%.500s", err->message ? err->message : "no groups");
+		scim_error(c->resp, 404, NULL, buf);
+		return;
+	}
 	/* a constraint of the application's tables: the client's value */
 	if (status == 500 && strncmp(err->sqlstate, "23", 2) == 0)
 	{
@@ -164,7 +171,7 @@ db_fail(Ctx *c, DbError *err, bool filter_call)
 			break;
 		case 403:
 			snprintf(buf, sizeof(buf), "%.300s%s%.300s", err->message ? err->message : "forbidden",
-					 err->hint ? " " : "", err->hint ? err->hint : "");
+					 err->hint ? ". " : "", err->hint ? err->hint : "");
 			scim_error(c->resp, 403, NULL, buf);
 			break;
 		case 503:
@@ -624,7 +631,7 @@ render_user(Ctx *c, PGresult *r, int row)
 			if (gid == NULL)
 				continue;
 			o = json_pack("{s:o}", "value", gid);
-			if (json_object_get(e, "name"))
+			if (json_is_string(json_object_get(e, "name")))
 				json_object_set(o, "display", json_object_get(e, "name"));
 			if (strcmp(ga, "groups") == 0)
 			{
@@ -677,7 +684,7 @@ render_group(Ctx *c, PGresult *r, int row)
 				continue;
 			loc = location(c, "Users", json_string_value(v));
 			o = json_pack("{s:o,s:s,s:s}", "value", v, "$ref", loc, "type", "User");
-			if (json_object_get(e, "display"))
+			if (json_is_string(json_object_get(e, "display")))
 				json_object_set(o, "display", json_object_get(e, "display"));
 			json_array_append_new(list, o);
 			free(loc);
@@ -1181,8 +1188,7 @@ discovery(Ctx *c, const char *rest)
 		json_t	   *items = json_array();
 
 		json_array_append_new(items, resource_type_doc(c, true));
-		if (json_is_true(json_object_get(c->mapping, "has_entitlements")) ||
-			json_is_true(json_object_get(c->mapping, "has_grants")))
+		if (json_is_true(json_object_get(c->mapping, "has_entitlements")))
 			json_array_append_new(items, resource_type_doc(c, false));
 		respond_json(c, 200, list_of(items));
 	}
