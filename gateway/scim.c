@@ -1044,7 +1044,12 @@ schema_doc(Ctx *c, const char *urn)
 			json_array_append_new(attrs, attr_def("userType", "string", false, false,
 												  mapping_col(m, "kind_column") ? "readWrite" : "readOnly",
 												  "default", "none", false));
-		json_array_extend(attrs, mapped_defs(m, false));
+		{
+			json_t	   *defs = mapped_defs(m, false);
+
+			json_array_extend(attrs, defs);
+			json_decref(defs);
+		}
 		if (json_is_true(json_object_get(m, "has_grants")))
 		{
 			g = attr_def(ga, "complex", true, false, grants_rw ? "readWrite" : "readOnly",
@@ -1989,16 +1994,19 @@ diff_ops(Ctx *c, json_t *cur, json_t *want, const char *id)
 			json_decref(cs);
 			goto fail;
 		}
+		json_t	   *idj = json_string(id);
+
 		json_array_foreach(cs, i, v)
 			if (!json_list_has(ws, json_string_value(v)))
 			json_array_append_new(ops, json_pack("{s:s,s:O,s:O}", "op", "revoke",
-												 "account", c->users ? json_string(id) : v,
-												 "entitlement", c->users ? v : json_string(id)));
+												 "account", c->users ? idj : v,
+												 "entitlement", c->users ? v : idj));
 		json_array_foreach(ws, i, v)
 			if (!json_list_has(cs, json_string_value(v)))
 			json_array_append_new(ops, json_pack("{s:s,s:O,s:O}", "op", "grant",
-												 "account", c->users ? json_string(id) : v,
-												 "entitlement", c->users ? v : json_string(id)));
+												 "account", c->users ? idj : v,
+												 "entitlement", c->users ? v : idj));
+		json_decref(idj);
 		json_decref(ws);
 		json_decref(cs);
 	}
