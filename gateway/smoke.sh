@@ -52,9 +52,9 @@ gid=$(field 'd["id"]')
 [ "$(field 'len(d["members"])')" = 1 ] || { echo "FAIL group has no member"; fail=1; }
 check 200 GET "Groups?filter=displayName%20eq%20%22SMOKE-GROUP-$$%22&excludedAttributes=members"
 check 200 GET "Users/$uid?attributes=groups"
-check 200 PATCH "Groups/$gid" "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{\"op\":\"Remove\",\"path\":\"members\",\"value\":[{\"value\":\"$uid\",\"\$ref\":null}]}]}"
-check 200 PATCH "Groups/$gid" "{\"Operations\":[{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$uid\"}]}]}"
-check 200 PATCH "Groups/$gid" "{\"Operations\":[{\"op\":\"remove\",\"path\":\"members[value eq \\\"$uid\\\"]\"}]}"
+check 204 PATCH "Groups/$gid" "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{\"op\":\"Remove\",\"path\":\"members\",\"value\":[{\"value\":\"$uid\",\"\$ref\":null}]}]}"
+check 204 PATCH "Groups/$gid" "{\"Operations\":[{\"op\":\"add\",\"path\":\"members\",\"value\":[{\"value\":\"$uid\"}]}]}"
+check 204 PATCH "Groups/$gid" "{\"Operations\":[{\"op\":\"remove\",\"path\":\"members[value eq \\\"$uid\\\"]\"}]}"
 check 200 PATCH "Groups/$gid" "{\"Operations\":[{\"op\":\"replace\",\"value\":{\"displayName\":\"smoke-renamed-$$\",\"members\":[{\"value\":\"$uid\"}]}}]}"
 check 400 GET "Users?filter=bogus%20eq%201"
 check 400 PATCH "Users/$uid" '{"Operations":[{"op":"replace","path":"nope[","value":1}]}'
