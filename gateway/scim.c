@@ -692,6 +692,9 @@ render_group(Ctx *c, PGresult *r, int row)
 		json_object_set_new(res, "members", list);
 	}
 	add_meta(c, res, "Groups", id, NULL, NULL);
+	/* without its members the hash is not the group's version */
+	if (PQgetisnull(r, row, 4))
+		json_object_del(json_object_get(res, "meta"), "version");
 	json_decref(members);
 	return res;
 }
