@@ -321,13 +321,17 @@ ClientAddr(void)
  * The origin of the current change, in the outbox's compact form (a JSON
  * array, expanded by connector._origin when read): via, db_user,
  * session_user, application_name, client_addr, and for a platform call
- * operation and request_id.  A platform call names the role that called the
- * API; anything else the role that ran the DML.
+ * operation and request_id; in a transaction with a client mark (SCIM),
+ * operation and request_id (null when not a platform call) then the client.
+ * A platform call names the role that called the API; anything else the
+ * role that ran the DML.
  */
 static char *
 RenderOrigin(void)
 {
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
+	uint64		client_gen;
+	const char *client = ConnectorOriginClient(&client_gen);
 	StringInfoData buf;
 	Oid			user = o->active ? o->caller : capture_user;
 	const char *appname = GetConfigOption("application_name", true, false);
@@ -338,19 +342,22 @@ RenderOrigin(void)
 	AppendJsonString(&buf, GetUserNameFromId(user, true), ',');
 	AppendJsonString(&buf, GetUserNameFromId(GetSessionUserId(), true), ',');
 	AppendJsonString(&buf, appname && appname[0] ? appname : NULL, ',');
-	AppendJsonString(&buf, ClientAddr(), o->active ? ',' : 0);
-	if (o->active)
+	AppendJsonString(&buf, ClientAddr(), o->active || client ? ',' : 0);
+	if (o->active || client)
 	{
-		AppendJsonString(&buf, o->operation, ',');
-		AppendJsonString(&buf, o->request_id, 0);
+		AppendJsonString(&buf, o->active ? o->operation : NULL, ',');
+		AppendJsonString(&buf, o->active ? o->request_id : NULL, client ? ',' : 0);
 	}
+	if (client)
+		AppendJsonString(&buf, client, 0);
 	appendStringInfoChar(&buf, ']');
 	return buf.data;
 }
 
 /*
  * The origin JSON of the current change, rendered again only when something
- * in it can have changed: the role, the origin mark, application_name.
+ * in it can have changed: the role, the origin and client marks,
+ * application_name.
  * (The login and the client address are fixed for the session.)  Kept in
  * TopMemoryContext, so chunks may point at it for the whole transaction.
  */
@@ -361,14 +368,19 @@ CurrentOrigin(void)
 	static char *cached_appname = NULL;
 	static Oid	user;
 	static uint64 generation;
+	static uint64 client_generation;
 	static LocalTransactionId lxid = InvalidLocalTransactionId;
 	static CommandId cid;
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
 	const char *appname;
+	uint64		client_gen;
 
-	/* within one statement only the role and the mark can change */
+	(void) ConnectorOriginClient(&client_gen);
+
+	/* within one statement only the role and the marks can change */
 	if (cached != NULL && lxid == MyProc->lxid && cid == GetCurrentCommandId(false) &&
-		user == capture_user && generation == o->generation)
+		user == capture_user && generation == o->generation &&
+		client_generation == client_gen)
 		return cached;
 	lxid = MyProc->lxid;
 	cid = GetCurrentCommandId(false);
@@ -376,7 +388,7 @@ CurrentOrigin(void)
 	if (appname == NULL)
 		appname = "";
 	if (cached != NULL && user == capture_user && generation == o->generation &&
-		strcmp(cached_appname, appname) == 0)
+		client_generation == client_gen && strcmp(cached_appname, appname) == 0)
 		return cached;
 	/* an old text may still be pointed at by this transaction's chunks */
 	if (cached != NULL && !EventsBuffered())
@@ -388,6 +400,7 @@ CurrentOrigin(void)
 	cached_appname = MemoryContextStrdup(TopMemoryContext, appname);
 	user = capture_user;
 	generation = o->generation;
+	client_generation = client_gen;
 	return cached;
 }
 

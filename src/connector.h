@@ -45,6 +45,7 @@ extern void ConnectorOriginInit(void);
 extern const ConnectorOrigin *ConnectorCurrentOrigin(void);
 extern bool ConnectorOriginStatementBegin(void);
 extern void ConnectorOriginStatementEnd(void);
+extern const char *ConnectorOriginClient(uint64 *generation);
 
 /* in owner.c */
 typedef struct ConnectorSavedRole

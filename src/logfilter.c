@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * logfilter.c
- *	  Keep webhook secrets out of the server log.
+ *	  Keep webhook secrets and SCIM bearer tokens out of the server log.
  *
- * add_endpoint and rotate_secret take a secret as an argument, so the text of
- * a statement that calls them usually holds it.  PostgreSQL writes statement
+ * add_endpoint and rotate_secret take a secret as an argument, and
+ * scim_session a bearer token, so the text of a statement that calls them
+ * usually holds it.  PostgreSQL writes statement
  * text to the server log in several places: the STATEMENT line of an error
  * (log_min_error_statement), the LOG lines of log_statement and
  * log_min_duration_statement (with the bind parameters of the extended
@@ -16,7 +17,8 @@
  * server log, and costs nothing unless a message is written.
  *
  * A statement is treated as holding a secret when its text mentions
- * add_endpoint, rotate_secret or whsec_ in any letter case; this also
+ * add_endpoint, rotate_secret, scim_session, whsec_ or ctk_ in any letter
+ * case; this also
  * catches quoted and schema-qualified names.  For such a statement the
  * STATEMENT line is suppressed, and these keep their shape with every string
  * literal and comment replaced by ***: the statement text quoted in a message
@@ -24,7 +26,8 @@
  * by a syntax error, the detail (bind parameters), the context (parameters,
  * inner statements of a DO block) and an internal query that mentions a
  * secret.  Independently of the statement, anything that looks like a secret
- * (whsec_ followed by base64) is cut down to "whsec_***" in every message.
+ * (whsec_ followed by base64) or a bearer token (ctk_ followed by base64url)
+ * is cut down to "whsec_***" or "ctk_***" in every message.
  *
  * elog.c documents only output_to_server as writable by the hook, but reads
  * every field after the hook returns (PostgreSQL 15); test/t/030_log_secrets.pl
@@ -88,7 +91,9 @@ ConnectorTextMayHoldSecret(const char *text)
 	{
 		if ((p - start >= 3 && StartsWithCI(p - 3, "add_endpoint")) ||
 			(p - start >= 6 && StartsWithCI(p - 6, "rotate_secret")) ||
-			(p - start >= 5 && StartsWithCI(p - 5, "whsec_")))
+			(p - start >= 4 && StartsWithCI(p - 4, "scim_session")) ||
+			(p - start >= 5 && StartsWithCI(p - 5, "whsec_")) ||
+			(p - start >= 3 && StartsWithCI(p - 3, "ctk_")))
 			return true;
 		p++;
 	}
@@ -368,8 +373,9 @@ IsSecretChar(char c)
 
 /*
  * text with everything that looks like a secret ("whsec_" in any case,
- * then at least one base64 character) cut down to "whsec_***"; NULL when
- * there is none, so that the common case allocates nothing.
+ * then at least one base64 character) or a bearer token ("ctk_", then at
+ * least one base64url character) cut down to "whsec_***" or "ctk_***"; NULL
+ * when there is none, so that the common case allocates nothing.
  */
 static char *
 ScrubSecrets(const char *text)
@@ -381,7 +387,8 @@ ScrubSecrets(const char *text)
 
 	while ((p = strchr(p, '_')) != NULL)
 	{
-		if (p - text >= 5 && StartsWithCI(p - 5, "whsec_") &&
+		if (((p - text >= 5 && StartsWithCI(p - 5, "whsec_")) ||
+			 (p - text >= 3 && StartsWithCI(p - 3, "ctk_"))) &&
 			IsSecretChar(p[1]))
 		{
 			if (!found)

@@ -19,6 +19,12 @@
  * set off.  Executor hooks keep track of the query whose rows are being
  * processed.
  *
+ * Besides the per-call marks, a transaction may carry a client mark
+ * (connector._origin_client, set by connector.scim_session for the SCIM
+ * gateway): every event captured until the transaction ends names that
+ * client.  It is kept the same way, in backend memory, dropped at
+ * transaction end and by the abort of the subtransaction that set it.
+ *
  * IDENTIFICATION
  *	  src/origin.c
  *
@@ -49,6 +55,11 @@ static int	origin_depth = 0;
 static ConnectorOrigin no_origin = {false, "direct", NULL, NULL, InvalidOid, 0};
 static uint64 origin_generation = 0;
 
+/* the transaction's client mark ("scim:<token name>"), or NULL */
+static char *origin_client = NULL;
+static SubTransactionId origin_client_subid = InvalidSubTransactionId;
+static uint64 origin_client_generation = 0;
+
 /* the API's statement, and the query whose rows are being processed now */
 static bool platform_pending = false;
 static QueryDesc *pending_parent = NULL;	/* the query running at that time */
@@ -62,6 +73,19 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
 PG_FUNCTION_INFO_V1(connector_origin_begin);
 PG_FUNCTION_INFO_V1(connector_origin_end);
+PG_FUNCTION_INFO_V1(connector_origin_client);
+
+/* Drop the client mark; a new generation tells renderers it is gone. */
+static void
+OriginClientClear(void)
+{
+	if (origin_client == NULL)
+		return;
+	pfree(origin_client);
+	origin_client = NULL;
+	origin_client_subid = InvalidSubTransactionId;
+	origin_client_generation++;
+}
 
 /* Free one entry's strings. */
 static void
@@ -87,6 +111,7 @@ OriginXactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			while (origin_depth > 0)
 				OriginEntryFree(&origin_stack[--origin_depth]);
+			OriginClientClear();
 			platform_pending = false;
 			platform_qd = NULL;
 			active_qd = NULL;
@@ -111,12 +136,16 @@ OriginSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 		while (origin_depth > 0 &&
 			   origin_stack[origin_depth - 1].subid >= mySubid)
 			OriginEntryFree(&origin_stack[--origin_depth]);
+		if (origin_client != NULL && origin_client_subid >= mySubid)
+			OriginClientClear();
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
 		for (i = 0; i < origin_depth; i++)
 			if (origin_stack[i].subid == mySubid)
 				origin_stack[i].subid = parentSubid;
+		if (origin_client != NULL && origin_client_subid == mySubid)
+			origin_client_subid = parentSubid;
 	}
 }
 
@@ -245,6 +274,17 @@ ConnectorCurrentOrigin(void)
 }
 
 /*
+ * The client mark of the current transaction, or NULL; *generation changes
+ * whenever the mark is set or dropped, so a cached rendering can tell.
+ */
+const char *
+ConnectorOriginClient(uint64 *generation)
+{
+	*generation = origin_client_generation;
+	return origin_client;
+}
+
+/*
  * connector._origin_begin(via text, operation text, request_id text)
  *
  * Marks the changes that follow, until _origin_end(), as made by the platform
@@ -299,5 +339,36 @@ connector_origin_end(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for function _origin_end")));
 	if (origin_depth > 0)
 		OriginEntryFree(&origin_stack[--origin_depth]);
+	PG_RETURN_VOID();
+}
+
+/*
+ * connector._origin_client(client text)
+ *
+ * Marks the rest of the current transaction as acting for a client of the
+ * platform (the SCIM gateway's "scim:<token name>"); NULL drops the mark.
+ * Only connector.scim_session() calls it, once it has checked a token.
+ */
+Datum
+connector_origin_client(PG_FUNCTION_ARGS)
+{
+	char	   *client;
+
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function _origin_client"),
+				 errdetail("Only the connector API may mark the client of a transaction.")));
+	if (!IsTransactionState())
+		elog(ERROR, "_origin_client: not in a transaction");
+	OriginClientClear();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	client = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (client[0] == '\0' || strlen(client) > 256)
+		elog(ERROR, "_origin_client: client must be 1 to 256 bytes long");
+	origin_client = MemoryContextStrdup(TopMemoryContext, client);
+	origin_client_subid = GetCurrentSubTransactionId();
+	origin_client_generation++;
 	PG_RETURN_VOID();
 }

@@ -40,3 +40,12 @@ CREATE FUNCTION @extschema@._owner_exec(owner oid, sql text, VARIADIC args "any"
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'connector_owner_exec'
 LANGUAGE C VOLATILE;
+
+-- The client mark of a transaction (src/origin.c): scim_session sets it once
+-- it has checked a bearer token, and every event captured until the
+-- transaction ends carries origin.client.  Superuser-only in C as well as by
+-- privilege.
+CREATE FUNCTION @extschema@._origin_client(client text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'connector_origin_client'
+LANGUAGE C VOLATILE;

@@ -5,7 +5,8 @@ CREATE FUNCTION @extschema@._all_operations() RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT ARRAY['grant', 'revoke', 'disable', 'enable', 'create_account',
-				 'update_account', 'delete_account', 'offboard', 'revoke_credential']
+				 'update_account', 'delete_account', 'offboard', 'revoke_credential',
+				 'create_entitlement', 'update_entitlement', 'delete_entitlement']
 $$;
 
 -- Raise null_value_not_allowed when a required argument is NULL.

@@ -295,6 +295,132 @@ BEGIN
 END
 $$;
 
+-- The SCIM attribute paths a mapping's "scim.attributes" may name, in their
+-- canonical spelling (spec section 11): the core User schema's simple and
+-- name sub-attributes, the typed values of emails, phoneNumbers and
+-- addresses, and the enterprise extension.  userName, active, userType and
+-- groups are not here: they come from accounts.name, status, kind and grants.
+CREATE FUNCTION @extschema@._scim_paths() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT ARRAY['externalId', 'displayName', 'nickName', 'profileUrl', 'title',
+				 'preferredLanguage', 'locale', 'timezone', 'name.formatted',
+				 'name.familyName', 'name.givenName', 'name.middleName',
+				 'name.honorificPrefix', 'name.honorificSuffix']
+		|| ARRAY(SELECT format('emails[type eq "%s"].value', t)
+				   FROM unnest(ARRAY['work', 'home', 'other']) t)
+		|| ARRAY(SELECT format('phoneNumbers[type eq "%s"].value', t)
+				   FROM unnest(ARRAY['work', 'mobile', 'home', 'fax', 'pager', 'other']) t)
+		|| ARRAY(SELECT format('addresses[type eq "%s"].%s', t, a)
+				   FROM unnest(ARRAY['work', 'home', 'other']) t,
+						unnest(ARRAY['streetAddress', 'locality', 'region', 'postalCode',
+									 'country', 'formatted']) a)
+		|| ARRAY(SELECT 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:' || a
+				   FROM unnest(ARRAY['employeeNumber', 'costCenter', 'organization',
+									 'division', 'department', 'manager.value']) a)
+$$;
+
+-- The spec with the paths of "scim.attributes" in their canonical spelling
+-- (they are case-insensitive on input, as SCIM attribute names are).  A
+-- path that is not known, or is named twice, is left for _spec_scim to
+-- report.
+CREATE FUNCTION @extschema@._scim_canonical(spec jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	attrs jsonb := spec->'scim'->'attributes';
+	r jsonb := '{}';
+	k text;
+	v jsonb;
+	c text;
+BEGIN
+	IF jsonb_typeof(spec) IS DISTINCT FROM 'object' OR jsonb_typeof(spec->'scim') IS DISTINCT FROM 'object'
+	   OR jsonb_typeof(attrs) IS DISTINCT FROM 'object' THEN
+		RETURN spec;
+	END IF;
+	FOR k, v IN SELECT e.key, e.value FROM jsonb_each(attrs) e LOOP
+		SELECT p INTO c FROM unnest(@extschema@._scim_paths()) p WHERE lower(p) = lower(k);
+		c := COALESCE(c, k);
+		IF r ? c THEN
+			RAISE EXCEPTION 'mapping key scim.attributes."%" names a SCIM attribute twice', left(k, 200)
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('Attribute names are case-insensitive: "%s" is "%s".', left(k, 200), c);
+		END IF;
+		r := r || jsonb_build_object(c, v);
+	END LOOP;
+	RETURN jsonb_set(spec, '{scim,attributes}', r);
+END
+$$;
+
+-- Validate the "scim" section (spec section 11): attribute paths mapped to
+-- columns of the accounts.attributes allowlist, the attribute a User's grants
+-- appear in, and the timestamp columns of meta.created/lastModified.
+CREATE FUNCTION @extschema@._spec_scim(acc_rel oid, spec jsonb) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	sc jsonb := @extschema@._spec_object(spec, 'scim', '', true);
+	allow jsonb := COALESCE(spec->'accounts'->'attributes', '[]');
+	k text;
+	v jsonb;
+	ug text;
+BEGIN
+	PERFORM @extschema@._spec_keys(sc, 'scim.', ARRAY['attributes', 'user_grants', 'created',
+		'lastModified']);
+	IF sc ? 'attributes' THEN
+		PERFORM @extschema@._spec_object(sc, 'attributes', 'scim.', true);
+		FOR k, v IN SELECT e.key, e.value FROM jsonb_each(sc->'attributes') e ORDER BY e.key LOOP
+			IF NOT k = ANY (@extschema@._scim_paths()) THEN
+				RAISE EXCEPTION 'mapping key scim.attributes."%" names an unknown SCIM attribute', left(k, 200)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'Map attributes of the core User schema (such as name.givenName, emails[type eq "work"].value) or of the enterprise extension; userName, active, userType and groups come from accounts.name, status, kind and grants.';
+			END IF;
+			IF jsonb_typeof(v) <> 'string' OR v #>> '{}' = '' THEN
+				RAISE EXCEPTION 'mapping key scim.attributes."%" must be a column name, not %', k,
+					CASE WHEN jsonb_typeof(v) = 'string' THEN 'an empty string' ELSE jsonb_typeof(v) END
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			IF NOT allow ? (v #>> '{}') THEN
+				RAISE EXCEPTION 'mapping key scim.attributes."%" names column "%", which is not in accounts.attributes',
+					k, left(v #>> '{}', 200)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'SCIM attributes expose allowlisted columns only: add the column to accounts.attributes.';
+			END IF;
+		END LOOP;
+	END IF;
+	ug := @extschema@._spec_string(sc, 'user_grants', 'scim.', false);
+	IF ug IS NOT NULL AND NOT ug = ANY (ARRAY['groups', 'roles', 'entitlements']) THEN
+		RAISE EXCEPTION 'mapping key "scim.user_grants" must be "groups", "roles" or "entitlements", not "%"', left(ug, 200)
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF ug IN ('roles', 'entitlements') AND NOT spec ? 'grants' THEN
+		RAISE EXCEPTION 'mapping key "scim.user_grants" is "%", but the mapping has no "grants" section', ug
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A User''s grants can be written only where the mapping says how grants are stored.';
+	END IF;
+	FOREACH k IN ARRAY ARRAY['created', 'lastModified'] LOOP
+		PERFORM @extschema@._spec_type_in(
+			@extschema@._spec_column(acc_rel, sc, k, 'scim.', false),
+			ARRAY['timestamptz', 'timestamp']::regtype[], 'scim.' || k, 'a timestamp');
+	END LOOP;
+END
+$$;
+
+-- Whether the accounts table has an index that a case-insensitive lookup by
+-- name (SCIM's userName eq, lower(name) = lower($1)) can use.
+CREATE FUNCTION @extschema@._scim_name_indexed(rel oid, col text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT EXISTS (
+		SELECT 1 FROM pg_catalog.pg_index i
+		  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+		  JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+		 WHERE i.indrelid = rel AND i.indpred IS NULL AND i.indexprs IS NOT NULL
+		   AND i.indkey[0] = 0 AND am.amname = 'btree'
+		   AND pg_catalog.pg_get_indexdef(i.indexrelid, 1, false)
+			   IN (format('lower(%I)', col), format('lower((%I)::text)', col)))
+$$;
+
 -- Validate a whole spec and return the tables it maps, by section.
 CREATE FUNCTION @extschema@._spec_validate(p_app text, spec jsonb)
 RETURNS TABLE (role text, relid oid)
@@ -326,7 +452,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	PERFORM @extschema@._spec_keys(spec, '', ARRAY['accounts', 'entitlements', 'grants',
-		'credentials', 'policy', 'operations']);
+		'credentials', 'policy', 'operations', 'scim']);
 
 	-- accounts
 	acc := @extschema@._spec_object(spec, 'accounts', '', true);
@@ -444,6 +570,11 @@ BEGIN
 		END LOOP;
 	END IF;
 
+	-- SCIM attributes of Users (connector-gateway)
+	IF spec ? 'scim' THEN
+		PERFORM @extschema@._spec_scim(acc_rel, spec);
+	END IF;
+
 	-- A table plays one part only: its rows are accounts, or roles, or grants.
 	SELECT a.s, b.s, a.r INTO sec1, sec2, dup
 	  FROM (VALUES (1, 'accounts', acc_rel), (2, 'entitlements', ent_rel),
@@ -519,6 +650,7 @@ DECLARE
 BEGIN
 	PERFORM @extschema@._check_app_name(p_app);
 	PERFORM @extschema@._require(p_spec, 'spec');
+	p_spec := @extschema@._scim_canonical(p_spec);
 
 	-- Serialize registrations of one app, then validate everything before storing.
 	PERFORM pg_advisory_xact_lock('@extschema@.app'::regclass::oid::int, hashtext(p_app));
@@ -542,6 +674,14 @@ BEGIN
 	INSERT INTO @extschema@.app_table (app, role, relid, state)
 	SELECT p_app, r.role, r.relid, @extschema@._table_state(p_spec, r.role, r.relid)
 	  FROM unnest(roles, rels) AS r(role, relid);
+
+	-- SCIM clients look Users up by userName, case-insensitively
+	IF p_spec ? 'scim' AND NOT @extschema@._scim_name_indexed(rels[1], p_spec->'accounts'->>'name') THEN
+		RAISE NOTICE 'application "%" is mapped for SCIM, but table % has no index on lower(%)',
+			p_app, rels[1]::regclass, quote_ident(p_spec->'accounts'->>'name')
+			USING HINT = format('A userName filter reads the whole table without one: CREATE INDEX ON %s (lower(%I));',
+								rels[1]::regclass, p_spec->'accounts'->>'name');
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.register_app(text, jsonb) IS
@@ -577,7 +717,8 @@ SELECT a.app,
 			-- _all_operations() inline: a view's function calls are checked as its
 			-- reader, and connector_admin executes no internal function
 			ELSE ARRAY['grant', 'revoke', 'disable', 'enable', 'create_account', 'update_account',
-					   'delete_account', 'offboard', 'revoke_credential'] END AS operations,
+					   'delete_account', 'offboard', 'revoke_credential', 'create_entitlement',
+					   'update_entitlement', 'delete_entitlement'] END AS operations,
 	   a.spec,
 	   a.registered_at,
 	   a.updated_at

@@ -1,5 +1,6 @@
 -- Platform writes (spec section 5): grant, revoke, disable, enable,
--- create/update/delete_account, offboard, revoke_credential and apply.
+-- create/update/delete_account, offboard, revoke_credential,
+-- create/update/delete_entitlement (section 11) and apply.
 --
 -- Every public function turns its arguments into a JSON object and hands it
 -- to _write(), the one dispatcher: it enforces the mapping's "operations"
@@ -740,6 +741,256 @@ BEGIN
 END
 $$;
 
+-- Entitlement writes (spec section 11: SCIM Groups).  An entitlements table
+-- is required; its writable columns are the ones the mapping names.
+
+-- The entitlements section, or feature_not_supported.
+CREATE FUNCTION @extschema@._entitlements_section(m jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT m ? 'entitlements' THEN
+		RAISE EXCEPTION 'application "%" maps no entitlements table', m->>'app'
+			USING ERRCODE = 'feature_not_supported',
+				  HINT = 'Add an "entitlements" section to the mapping.';
+	END IF;
+	RETURN m->'entitlements';
+END
+$$;
+
+-- The entitlement columns that create_entitlement (creating) or
+-- update_entitlement may set, by column name.
+CREATE FUNCTION @extschema@._entitlement_writable(m jsonb, creating boolean) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT COALESCE(array_agg(DISTINCT c ORDER BY c), '{}') FROM (
+		SELECT m->'entitlements'->>'id' AS c
+		 WHERE creating AND EXISTS (
+			SELECT 1 FROM pg_catalog.pg_attribute at
+			 WHERE at.attrelid = (m->'entitlements'->>'relid')::oid
+			   AND at.attname = m->'entitlements'->>'id'
+			   AND NOT at.atthasdef AND at.attidentity = '' AND at.attgenerated = '')
+		UNION ALL SELECT m->'entitlements'->>'name' WHERE NOT creating
+		UNION ALL SELECT m->'entitlements'->>'privileged'
+		UNION ALL SELECT jsonb_array_elements_text(COALESCE(m->'entitlements'->'attributes', '[]'))
+	) s WHERE c IS NOT NULL
+$$;
+
+-- Check the attributes object of create/update_entitlement, as
+-- _account_values does for accounts.
+CREATE FUNCTION @extschema@._entitlement_values(m jsonb, attrs jsonb, creating boolean,
+												OUT cols text[], OUT vals text[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb := m->'entitlements';
+	rel oid := (e->>'relid')::oid;
+	allowed text[] := @extschema@._entitlement_writable(m, creating);
+	k text;
+	v jsonb;
+	typ regtype;
+	val text;
+BEGIN
+	cols := '{}';
+	vals := '{}';
+	FOR k, v IN SELECT x.key, x.value FROM jsonb_each(attrs) x ORDER BY x.key LOOP
+		IF NOT k = ANY (allowed) THEN
+			RAISE EXCEPTION 'attribute "%" is not a writable entitlement column in application "%"',
+				left(k, 200), m->>'app'
+				USING ERRCODE = 'undefined_column',
+					  DETAIL = CASE WHEN creating AND k = e->>'name'
+								   THEN 'The name is given as the name argument.'
+								   WHEN k = e->>'id'
+								   THEN 'The id column cannot be set here.'
+								   ELSE 'Only columns the mapping names can be written.' END,
+					  HINT = format('Writable here: %s.', array_to_string(allowed, ', '));
+		END IF;
+		typ := @extschema@._coltype(rel, k);
+		IF jsonb_typeof(v) IN ('object', 'array') AND typ NOT IN ('json'::regtype, 'jsonb'::regtype) THEN
+			RAISE EXCEPTION 'attribute "%" must be a JSON scalar, not %, for a column of type %',
+				k, jsonb_typeof(v), typ
+				USING ERRCODE = 'invalid_text_representation';
+		END IF;
+		val := CASE WHEN jsonb_typeof(v) IN ('object', 'array') THEN v::text ELSE v #>> '{}' END;
+		IF val IS NOT NULL THEN
+			PERFORM @extschema@._parse(val, typ, format('attribute "%s" value', k), m->>'app');
+		END IF;
+		cols := cols || k;
+		vals := vals || val;
+	END LOOP;
+END
+$$;
+
+-- Refuse an entitlement name another entitlement has (SCIM displayName is
+-- unique), serialised by an advisory lock on (table, name) like
+-- _check_name_free.
+CREATE FUNCTION @extschema@._check_entitlement_name_free(m jsonb, name text, self text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb := m->'entitlements';
+	rel oid := (e->>'relid')::oid;
+	other text;
+BEGIN
+	PERFORM @extschema@._parse(name, @extschema@._coltype(rel, e->>'name'), 'name', m->>'app');
+	PERFORM pg_advisory_xact_lock(rel::int, hashtext(name));
+	other := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s AND t.%1$I::text IS DISTINCT FROM $2 LIMIT 1',
+				   e->>'id', rel::regclass, e->>'name', @extschema@._coltype(rel, e->>'name')), name, self);
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'entitlement "%" already exists in application "%"', left(name, 200), m->>'app'
+			USING ERRCODE = 'unique_violation',
+				  DETAIL = format('Entitlement id %s has that name.', other);
+	END IF;
+END
+$$;
+
+-- Parse an entitlement id, lock its row (FOR UPDATE when deleting) and
+-- return its id in canonical text form.
+CREATE FUNCTION @extschema@._lock_entitlement(m jsonb, entitlement text, for_delete boolean)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb := @extschema@._entitlements_section(m);
+	typ regtype := @extschema@._coltype((e->>'relid')::oid, e->>'id');
+	id text;
+	found_id text;
+BEGIN
+	PERFORM @extschema@._require(entitlement, 'entitlement');
+	id := @extschema@._id(entitlement, typ, 'entitlement', m->>'app');
+	found_id := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I = $1::%3$s FOR %4$s',
+				   e->>'id', ((e->>'relid')::oid)::regclass, typ,
+				   CASE WHEN for_delete THEN 'UPDATE' ELSE 'NO KEY UPDATE' END), id);
+	IF found_id IS NULL THEN
+		RAISE EXCEPTION 'entitlement "%" not found in application "%"', left(entitlement, 200), m->>'app'
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	RETURN found_id;
+END
+$$;
+
+CREATE FUNCTION @extschema@._op_create_entitlement(m jsonb, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb := @extschema@._entitlements_section(m);
+	rel oid := (e->>'relid')::oid;
+	typ regtype := @extschema@._coltype(rel, e->>'id');
+	v record;
+	other text;
+	id text;
+BEGIN
+	v := @extschema@._entitlement_values(m, args->'attributes', true);
+	PERFORM @extschema@._check_entitlement_name_free(m, args->>'name', NULL);
+	IF e->>'id' = ANY (v.cols) THEN
+		id := v.vals[array_position(v.cols, e->>'id')];
+		PERFORM @extschema@._require(id, format('attribute "%s"', e->>'id'));
+		other := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%1$I::text FROM %2$s t WHERE t.%1$I = $1::%3$s',
+					   e->>'id', rel::regclass, typ), id);
+		IF other IS NOT NULL THEN
+			RAISE EXCEPTION 'entitlement "%" already exists in application "%"', other, m->>'app'
+				USING ERRCODE = 'unique_violation';
+		END IF;
+	ELSIF @extschema@._entitlement_writable(m, true) @> ARRAY[e->>'id'] THEN
+		RAISE EXCEPTION 'attribute "%" is required in application "%"', e->>'id', m->>'app'
+			USING ERRCODE = 'null_value_not_allowed',
+				  DETAIL = 'The entitlement id column has no default.';
+	END IF;
+	id := @extschema@._owner_value((m->>'owner')::oid, format('INSERT INTO %s (%s) VALUES (%s) RETURNING %I::text',
+				   rel::regclass,
+				   (SELECT string_agg(format('%I', c), ', ' ORDER BY o)
+					  FROM unnest(e->>'name' || v.cols) WITH ORDINALITY x(c, o)),
+				   (SELECT string_agg(CASE WHEN o = 1 THEN format('$1::%s', @extschema@._coltype(rel, c))
+										   ELSE format('($2)[%s]::%s', o - 1, @extschema@._coltype(rel, c)) END,
+									  ', ' ORDER BY o)
+					  FROM unnest(e->>'name' || v.cols) WITH ORDINALITY x(c, o)),
+				   e->>'id'), args->>'name', v.vals);
+	IF id IS NULL THEN
+		PERFORM @extschema@._suppressed(m, 'create_entitlement', rel::regclass);
+	END IF;
+	RETURN to_jsonb(id);
+END
+$$;
+
+CREATE FUNCTION @extschema@._op_update_entitlement(m jsonb, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb := @extschema@._entitlements_section(m);
+	rel oid := (e->>'relid')::oid;
+	ent text := @extschema@._lock_entitlement(m, args->>'entitlement', false);
+	v record;
+	n bigint;
+BEGIN
+	v := @extschema@._entitlement_values(m, args->'attributes', false);
+	IF cardinality(v.cols) = 0 THEN
+		RETURN to_jsonb('unchanged'::text);
+	END IF;
+	IF e->>'name' = ANY (v.cols) THEN
+		PERFORM @extschema@._require(v.vals[array_position(v.cols, e->>'name')],
+									 format('attribute "%s"', e->>'name'));
+		PERFORM @extschema@._check_entitlement_name_free(m, v.vals[array_position(v.cols, e->>'name')], ent);
+	END IF;
+	n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %s WHERE t.%I = $1::%s AND (%s)',
+				   rel::regclass,
+				   (SELECT string_agg(format('%I = ($2)[%s]::%s', c, o, @extschema@._coltype(rel, c)), ', ')
+					  FROM unnest(v.cols) WITH ORDINALITY x(c, o)),
+				   e->>'id', @extschema@._coltype(rel, e->>'id'),
+				   (SELECT string_agg(format('t.%I::text IS DISTINCT FROM (($2)[%s]::%s)::text',
+											 c, o, @extschema@._coltype(rel, c)), ' OR ')
+					  FROM unnest(v.cols) WITH ORDINALITY x(c, o))), ent, v.vals);
+	RETURN to_jsonb(CASE WHEN n > 0 THEN 'updated' ELSE 'unchanged' END);
+END
+$$;
+
+-- The accounts holding an entitlement (canonical text ids, in id order).
+CREATE FUNCTION @extschema@._holders(m jsonb, ent text) RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a jsonb := m->'accounts';
+	g jsonb := m->'grants';
+	shape text;
+BEGIN
+	IF g IS NULL THEN
+		RETURN '{}';
+	END IF;
+	shape := @extschema@._grant_shape(m);
+	RETURN @extschema@._owner_value((m->>'owner')::oid, CASE shape
+		WHEN 'table' THEN format('SELECT COALESCE(array_agg(x ORDER BY x), ''{}'')::text FROM (SELECT DISTINCT g.%I AS x FROM %s g WHERE g.%I = $1::%s) s',
+								 g->>'account', ((g->>'relid')::oid)::regclass, g->>'entitlement',
+								 @extschema@._entitlement_type(m))
+		WHEN 'array' THEN format('SELECT COALESCE(array_agg(t.%I ORDER BY t.%1$I), ''{}'')::text FROM %s t WHERE $1::%s = ANY (t.%I)',
+								 a->>'id', ((a->>'relid')::oid)::regclass,
+								 @extschema@._entitlement_type(m), g->>'column')
+		ELSE format('SELECT COALESCE(array_agg(t.%I ORDER BY t.%1$I), ''{}'')::text FROM %s t WHERE t.%I = $1::%s',
+					a->>'id', ((a->>'relid')::oid)::regclass, g->>'column',
+					@extschema@._entitlement_type(m)) END, ent)::text[];
+END
+$$;
+
+CREATE FUNCTION @extschema@._op_delete_entitlement(m jsonb, args jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	e jsonb := @extschema@._entitlements_section(m);
+	rel oid := (e->>'relid')::oid;
+	ent text := @extschema@._lock_entitlement(m, args->>'entitlement', true);
+	acc text;
+BEGIN
+	-- its grants first, one by one, so each is its own access.revoked event
+	FOREACH acc IN ARRAY @extschema@._holders(m, ent) LOOP
+		PERFORM @extschema@._grant_remove(m, @extschema@._lock_account(m, acc), ent);
+	END LOOP;
+	DELETE FROM @extschema@.grant_expiry ge WHERE ge.app = m->>'app' AND ge.entitlement = ent;
+	IF @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s',
+			   rel::regclass, e->>'id', @extschema@._coltype(rel, e->>'id')), ent) = 0 THEN
+		PERFORM @extschema@._suppressed(m, 'delete_entitlement', rel::regclass);
+	END IF;
+	RETURN to_jsonb('deleted'::text);
+END
+$$;
+
 -- The fields of each operation: required ones first, then optional ones.
 CREATE FUNCTION @extschema@._op_fields(op text, OUT required text[], OUT optional text[])
 LANGUAGE sql IMMUTABLE
@@ -750,10 +1001,14 @@ SET search_path = pg_catalog, pg_temp AS $$
 			 WHEN 'create_account' THEN ARRAY['name']
 			 WHEN 'update_account' THEN ARRAY['account', 'attributes']
 			 WHEN 'revoke_credential' THEN ARRAY['credential']
+			 WHEN 'create_entitlement' THEN ARRAY['name']
+			 WHEN 'update_entitlement' THEN ARRAY['entitlement', 'attributes']
+			 WHEN 'delete_entitlement' THEN ARRAY['entitlement']
 			 ELSE ARRAY['account'] END,
 		   CASE op
 			 WHEN 'grant' THEN ARRAY['request_id', 'expires_at']
 			 WHEN 'create_account' THEN ARRAY['attributes', 'request_id']
+			 WHEN 'create_entitlement' THEN ARRAY['attributes', 'request_id']
 			 ELSE ARRAY['request_id'] END
 $$;
 
@@ -873,6 +1128,9 @@ BEGIN
 		WHEN 'delete_account' THEN @extschema@._op_delete_account(m, a)
 		WHEN 'offboard' THEN @extschema@._op_offboard(m, a)
 		WHEN 'revoke_credential' THEN @extschema@._op_revoke_credential(m, a)
+		WHEN 'create_entitlement' THEN @extschema@._op_create_entitlement(m, a)
+		WHEN 'update_entitlement' THEN @extschema@._op_update_entitlement(m, a)
+		WHEN 'delete_entitlement' THEN @extschema@._op_delete_entitlement(m, a)
 	END;
 	PERFORM @extschema@._origin_end();
 
@@ -1064,6 +1322,48 @@ $$;
 COMMENT ON FUNCTION @extschema@.revoke_credential(text, text, text) IS
 	'Revoke an NHI credential (stamp its revoked column, or delete it): revoked or unchanged.';
 
+CREATE FUNCTION @extschema@.create_entitlement(app text, name text, attributes jsonb DEFAULT '{}',
+											   request_id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'create_entitlement',
+		jsonb_build_object('name', name, 'attributes', COALESCE(attributes, '{}'),
+						   'request_id', request_id),
+		'platform') #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.create_entitlement(text, text, jsonb, text) IS
+	'Create an entitlement (role, group) with the given name and mapped attributes; returns its id.';
+
+CREATE FUNCTION @extschema@.update_entitlement(app text, entitlement text, attributes jsonb,
+											   request_id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'update_entitlement',
+		jsonb_build_object('entitlement', entitlement, 'attributes', attributes,
+						   'request_id', request_id),
+		'platform') #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.update_entitlement(text, text, jsonb, text) IS
+	'Change the name or mapped attributes of an entitlement: updated or unchanged.';
+
+CREATE FUNCTION @extschema@.delete_entitlement(app text, entitlement text, request_id text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RETURN @extschema@._write(@extschema@._write_mapping(app), 'delete_entitlement',
+		jsonb_build_object('entitlement', entitlement, 'request_id', request_id), 'platform') #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.delete_entitlement(text, text, text) IS
+	'Revoke an entitlement from every account holding it, one by one, then delete it.';
+
 CREATE FUNCTION @extschema@.apply(app text, operations jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -1135,6 +1435,9 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.delete_account(text, text, text),
 	@extschema@.offboard(text, text, text),
 	@extschema@.revoke_credential(text, text, text),
+	@extschema@.create_entitlement(text, text, jsonb, text),
+	@extschema@.update_entitlement(text, text, jsonb, text),
+	@extschema@.delete_entitlement(text, text, text),
 	@extschema@.apply(text, jsonb)
 TO connector_platform;
 

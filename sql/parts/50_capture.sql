@@ -226,7 +226,8 @@ $$;
 -- capture trigger (src/capture.c, EmitEvent and RenderOrigin); these two
 -- functions expand them into the objects of spec section 6.  An origin is
 -- [via, db_user, session_user, application_name, client_addr] plus, for a
--- platform call, [operation, request_id].
+-- platform call, [operation, request_id], plus, in a transaction that
+-- scim_session marked, [operation or null, request_id or null, client].
 CREATE FUNCTION @extschema@._origin(o jsonb)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
@@ -237,8 +238,12 @@ LANGUAGE sql IMMUTABLE AS $$
 		'application_name', o OPERATOR(pg_catalog.->) 3,
 		'client_addr', o OPERATOR(pg_catalog.->) 4)
 	OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(o) > 5
+			AND o OPERATOR(pg_catalog.->) 5 OPERATOR(pg_catalog.<>) 'null'::pg_catalog.jsonb
 		THEN pg_catalog.jsonb_build_object('operation', o OPERATOR(pg_catalog.->) 5,
 										   'request_id', o OPERATOR(pg_catalog.->) 6)
+		ELSE '{}'::pg_catalog.jsonb END
+	OPERATOR(pg_catalog.||) CASE WHEN pg_catalog.jsonb_array_length(o) > 7
+		THEN pg_catalog.jsonb_build_object('client', o OPERATOR(pg_catalog.->) 7)
 		ELSE '{}'::pg_catalog.jsonb END
 $$;
 

@@ -44,6 +44,8 @@ SET search_path = pg_catalog, pg_temp AS $$
 		UNION ALL SELECT m->p_role->'status'->>'column'
 		UNION ALL SELECT jsonb_array_elements_text(COALESCE(m->p_role->'attributes', '[]'))
 		UNION ALL SELECT m->'grants'->>'column' WHERE p_role = 'accounts'
+		UNION ALL SELECT m->'scim'->>k FROM unnest(ARRAY['created', 'lastModified']) k
+		 WHERE p_role = 'accounts'
 	) s WHERE c IS NOT NULL
 $$;
 

@@ -110,6 +110,48 @@ $$;
 COMMENT ON FUNCTION @extschema@.update_account(text, text, character varying, text) IS
 	'update_account() with attributes bound as a string (JDBC setString): the same call.';
 
+CREATE FUNCTION @extschema@.create_entitlement(app text, name text, attributes character varying)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT @extschema@.create_entitlement(app, name,
+		@extschema@._arg(attributes, 'attributes', NULL::jsonb))
+$$;
+COMMENT ON FUNCTION @extschema@.create_entitlement(text, text, character varying) IS
+	'create_entitlement() with attributes bound as a string (JDBC setString): the same call.';
+
+CREATE FUNCTION @extschema@.create_entitlement(app text, name text, attributes character varying,
+											   request_id text)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT @extschema@.create_entitlement(app, name,
+		@extschema@._arg(attributes, 'attributes', NULL::jsonb), request_id)
+$$;
+COMMENT ON FUNCTION @extschema@.create_entitlement(text, text, character varying, text) IS
+	'create_entitlement() with attributes bound as a string (JDBC setString): the same call.';
+
+CREATE FUNCTION @extschema@.update_entitlement(app text, entitlement text, attributes character varying)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT @extschema@.update_entitlement(app, entitlement,
+		@extschema@._arg(attributes, 'attributes', NULL::jsonb))
+$$;
+COMMENT ON FUNCTION @extschema@.update_entitlement(text, text, character varying) IS
+	'update_entitlement() with attributes bound as a string (JDBC setString): the same call.';
+
+CREATE FUNCTION @extschema@.update_entitlement(app text, entitlement text, attributes character varying,
+											   request_id text)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT @extschema@.update_entitlement(app, entitlement,
+		@extschema@._arg(attributes, 'attributes', NULL::jsonb), request_id)
+$$;
+COMMENT ON FUNCTION @extschema@.update_entitlement(text, text, character varying, text) IS
+	'update_entitlement() with attributes bound as a string (JDBC setString): the same call.';
+
 CREATE FUNCTION @extschema@.apply(app text, operations character varying)
 RETURNS jsonb
 LANGUAGE sql SECURITY DEFINER
@@ -227,6 +269,10 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.create_account(text, text, character varying, text),
 	@extschema@.update_account(text, text, character varying),
 	@extschema@.update_account(text, text, character varying, text),
+	@extschema@.create_entitlement(text, text, character varying),
+	@extschema@.create_entitlement(text, text, character varying, text),
+	@extschema@.update_entitlement(text, text, character varying),
+	@extschema@.update_entitlement(text, text, character varying, text),
 	@extschema@.apply(text, character varying),
 	@extschema@.reconcile(text, character varying),
 	@extschema@.reconcile(text, character varying, boolean),

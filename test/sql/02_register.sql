@@ -10,7 +10,8 @@ SELECT is((SELECT tables FROM connector.apps WHERE app = 'crm'),
 		  'apps lists the mapped tables');
 SELECT is((SELECT operations FROM connector.apps WHERE app = 'crm'),
 		  ARRAY['grant', 'revoke', 'disable', 'enable', 'create_account', 'update_account',
-				'delete_account', 'offboard', 'revoke_credential'],
+				'delete_account', 'offboard', 'revoke_credential', 'create_entitlement',
+				'update_entitlement', 'delete_entitlement'],
 		  'operations default to all');
 
 -- Re-registering replaces the mapping.

@@ -43,6 +43,8 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedu
 				'connector.changes(text,character varying,integer)',
 				'connector.create_account(text,text,character varying)',
 				'connector.create_account(text,text,character varying,text)',
+				'connector.create_entitlement(text,text,character varying)',
+				'connector.create_entitlement(text,text,character varying,text)',
 				'connector.reconcile(text,character varying)',
 				'connector.reconcile(text,character varying,boolean)',
 				'connector.reconcile(text,character varying,boolean,text)',
@@ -50,7 +52,9 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedu
 				'connector.register_app(text,character varying)',
 				'connector.rotate_secret(text,text,text,character varying)',
 				'connector.update_account(text,text,character varying)',
-				'connector.update_account(text,text,character varying,text)'],
+				'connector.update_account(text,text,character varying,text)',
+				'connector.update_entitlement(text,text,character varying)',
+				'connector.update_entitlement(text,text,character varying,text)'],
 		  'one overload per function and number of arguments that can carry a string-bound value');
 SELECT is((SELECT array_agg(p.proname::text) FROM pg_proc p
 			WHERE p.pronamespace = 'connector'::regnamespace
