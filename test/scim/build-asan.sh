@@ -3,14 +3,15 @@
 # Makefile adds it) into OUTDIR/connector-gateway, from a copy of gateway/ so
 # that the installed build is left alone.  Used by test/scim/run.sh.
 #
-#   test/scim/build-asan.sh OUTDIR
+#   test/scim/build-asan.sh OUTDIR [SOURCEDIR]     (default: gateway)
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 OUTDIR [SOURCEDIR]" >&2; exit 2; }
 out=$1
 cd "$(dirname "$0")/../.."
+src=${2:-gateway}
 rm -rf "$out"
 mkdir -p "$out/src"
-cp gateway/*.c gateway/*.h gateway/Makefile "$out/src/"
+cp "$src"/*.c "$src"/*.h "$src"/Makefile "$out/src/"
 if grep -q '^asan:' "$out/src/Makefile"; then
 	make -C "$out/src" asan
 	cp "$out/src/connector-gateway-asan" "$out/connector-gateway"

@@ -39,7 +39,9 @@ fail() {
 	status=1
 }
 
-gateway="$(pg_config --bindir)/connector-gateway"
+# SCIM_GATEWAY_BIN and SCIM_GATEWAY_SRC: a development build instead of the
+# installed one (and its sources for the AddressSanitizer build).
+gateway=${SCIM_GATEWAY_BIN:-"$(pg_config --bindir)/connector-gateway"}
 version=${PGVERSION:-$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')}
 # How the suite stops and starts the cluster (pg_virtualenv's "regress").
 export SCIM_DB_STOP="pg_ctlcluster $version regress stop -m fast"
@@ -179,11 +181,18 @@ if start_gateway "$gateway" "$work/plain.log" http --listen "127.0.0.1:$port" \
 	timeout 300 $python test/scim/scim_test.py --url "http://127.0.0.1:$port" \
 		--run plain --db-restart || status=1
 	timeout 300 $python test/scim/fuzz.py --url "http://127.0.0.1:$port" \
-		--requests 10000 || status=1
+		--requests "${SCIM_FUZZ_REQUESTS:-10000}" || status=1
 	stop_gateway "plain HTTP"
 	check_log "plain HTTP" "$work/plain.log"
 else
 	status=1
+fi
+
+# SCIM_QUICK=1 (development only): stop after the plain run, and fail so that
+# a quick run is never taken for a whole one.
+if [ -n "${SCIM_QUICK:-}" ]; then
+	fail "SCIM_QUICK: the TLS and AddressSanitizer runs were not made"
+	exit 1
 fi
 
 # 3. TLS from a config file, the client verifying against the test CA.
@@ -218,7 +227,7 @@ fi
 
 # 4. The fuzzer against an AddressSanitizer build of the gateway.
 asan_bin="$work/asan/connector-gateway"
-if test/scim/build-asan.sh "$work/asan" >"$work/asan-build.log" 2>&1 && [ -x "$asan_bin" ]; then
+if test/scim/build-asan.sh "$work/asan" "${SCIM_GATEWAY_SRC:-gateway}" >"$work/asan-build.log" 2>&1 && [ -x "$asan_bin" ]; then
 	port=$(free_port)
 	mkdir -p "$work/asan-reports"
 	export ASAN_OPTIONS="log_path=$work/asan-reports/asan:detect_leaks=0:abort_on_error=0:halt_on_error=1"
