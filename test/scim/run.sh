@@ -44,8 +44,8 @@ fail() {
 gateway=${SCIM_GATEWAY_BIN:-"$(pg_config --bindir)/connector-gateway"}
 version=${PGVERSION:-$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')}
 # How the suite stops and starts the cluster (pg_virtualenv's "regress").
-export SCIM_DB_STOP="pg_ctlcluster $version regress stop -m fast"
-export SCIM_DB_START="pg_ctlcluster $version regress start"
+export SCIM_DB_STOP=${SCIM_DB_STOP:-"pg_ctlcluster $version regress stop -m fast"}
+export SCIM_DB_START=${SCIM_DB_START:-"pg_ctlcluster $version regress start"}
 export SCIM_DB=$db
 
 # 1. The database, the gateway's login and the tokens.
