@@ -561,7 +561,11 @@ class Fuzzer:
 
         report(self.done >= self.total * 0.99, "%d of %d requests sent" % (self.done, self.total))
         report(self.alive(), "the gateway process is alive")
-        shown = "\n#   ".join(self.failures[:25])
+        # a few of each kind, so that one frequent failure does not hide the rest
+        kinds = {}
+        for f in self.failures:
+            kinds.setdefault(f.split(" -- ")[0][:40], []).append(f)
+        shown = "\n#   ".join(x for fs in kinds.values() for x in fs[:3])
         report(not self.failures, "no 5xx, no crash, every answer well-formed",
                "%d failures, first ones:\n#   %s" % (len(self.failures), shown))
         try:

@@ -146,9 +146,11 @@ stop_gateway() {
 	gateway_pid=
 }
 
-# The request log: one line per request, never a token.
+# The request log: one line per request, never a token.  Its 5xx lines and
+# error messages are shown, to tell a gateway bug from a suite bug.
 check_log() {
 	local what=$1 log=$2 leaked=0 tok
+	grep -E ' 5[0-9][0-9] [0-9]+ms|rror' "$log" | head -n 20 | sed "s/^/# $what gateway log: /"
 	for tok in $(grep -o 'ctk_[A-Za-z0-9_-]*' "$tokens" "$work"/extra-tokens 2>/dev/null | sed 's/^[^:]*://'); do
 		if grep -qF "$tok" "$log"; then
 			leaked=1

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -709,7 +710,9 @@ FILTER_USERS = [
 def t_filter_setup():
     T.f = {}
     for suffix, given, family, email, ext, dept, active in FILTER_USERS:
-        T.f[suffix] = mkuser(T.fp + suffix, given=given, family=family, email=email, ext=ext,
+        # emails and externalIds unique to this run, like userNames
+        T.f[suffix] = mkuser(T.fp + suffix, given=given, family=family,
+                             email=email and T.run + email, ext=ext and T.run + ext,
                              dept=dept, active=active)
 
 
@@ -747,9 +750,9 @@ def t_filter_operators():
     m(lambda: eq(fids(pre('userName sw "%sf" and name.givenName le "Bob"' % fp)), want("f1", "f2"), "le"))
     m(lambda: eq(fids(pre("active eq false")), want("f3"), "active eq false"))
     m(lambda: eq(fids('id eq "%s"' % T.f["f2"]), want("f2"), "id eq"))
-    m(lambda: eq(fids('externalId eq "ext-f1"'), want("f1"), "externalId eq"))
+    m(lambda: eq(fids('externalId eq "%sext-f1"' % T.run), want("f1"), "externalId eq"))
     # externalId is caseExact (RFC 7643 section 3.1)
-    m(lambda: eq(fids('externalId eq "EXT-F1"'), [], "externalId is case-exact"))
+    m(lambda: eq(fids('externalId eq "%sEXT-F1"' % T.run), [], "externalId is case-exact"))
     m(lambda: eq(fids(pre('%s:department eq "Sales"' % ENTERPRISE)), want("f1", "f2"), "enterprise urn path"))
     m(lambda: eq(fids(pre('name.familyName ew "s"')), want("f1", "f4", "f5"), "ew on familyName"))
     m.done()
@@ -773,11 +776,13 @@ def t_filter_logic():
 
 def t_filter_value_paths():
     m = Multi()
-    m(lambda: eq(fids('emails[type eq "work"].value eq "f3@example.org"'), want("f3"), "emails[type eq work].value"))
-    m(lambda: eq(fids('emails[type eq "work" and value eq "f3@example.org"]'), want("f3"), "RFC value filter"))
+    m(lambda: eq(fids('emails[type eq "work"].value eq "%sf3@example.org"' % T.run), want("f3"),
+                 "emails[type eq work].value"))
+    m(lambda: eq(fids('emails[type eq "work" and value eq "%sf3@example.org"]' % T.run), want("f3"),
+                 "RFC value filter"))
     m(lambda: eq(fids(pre('emails[type eq "work" and value ew "example.com"]')), want("f1", "f2", "f4"),
        "value filter ew"))
-    m(lambda: eq(fids('emails.value eq "f2@example.com"'), want("f2"), "emails.value"))
+    m(lambda: eq(fids('emails.value eq "%sf2@example.com"' % T.run), want("f2"), "emails.value"))
     m(lambda: eq(fids(pre("emails pr")), want("f1", "f2", "f3", "f4"), "emails pr"))
     m.done()
 
@@ -1642,8 +1647,10 @@ def t_tls():
     old.check_hostname = False
     old.verify_mode = ssl.CERT_NONE
     old.set_ciphers("ALL:@SECLEVEL=0")
-    old.minimum_version = ssl.TLSVersion.TLSv1
-    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
     try:
         with tls_conn(old) as s:
             raise AssertionError("a TLS 1.1 handshake succeeded (%s)" % s.version())
