@@ -43,7 +43,7 @@ import warnings
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from scimlib import (CORE_GROUP, CORE_USER, ENTERPRISE, ERROR, LIST, PATCHOP,  # noqa: E402
-                     RESOURCE_TYPE, SCHEMA, SPC, Client, Response, Runner, eq, load_tokens, lit,
+                     RESOURCE_TYPE, SCHEMA, SPC, Client, Multi, Response, Runner, eq, load_tokens, lit,
                      ok, psql, psql1, wait_port_closed)
 
 ERRORS = {
@@ -78,25 +78,6 @@ class Ctx:
 
 
 # ---------------------------------------------------------------- helpers
-
-class Multi:
-    """Run each sub-check of a check and report all that fail, so that one
-    wrong answer does not hide the next."""
-
-    def __init__(self):
-        self.errors = []
-
-    def __call__(self, fn):
-        try:
-            return fn()
-        except Exception as e:
-            self.errors.append(str(e) if isinstance(e, AssertionError) else repr(e))
-
-    def done(self):
-        if self.errors:
-            raise AssertionError("%d sub-checks failed:\n%s" % (
-                len(self.errors), "\n".join("- " + x for x in self.errors)))
-
 
 def err(r, kind, detail_has=None):
     """r is the SCIM error of ERRORS[kind] (RFC 7644 section 3.12)."""
@@ -574,22 +555,24 @@ def check_user(u, login, given=None, family=None, email=None, ext=None, dept=Non
 
 
 def t_create_user():
+    m = Multi()
     login = T.run + "-Ann"
     r = T.c.post("Users", user_body(login, given="Ann", family="Lee", email="ann@example.com",
                                     ext="ext-ann", dept="Sales", active=True))
-    eq(r.status, 201, "POST /Users (%r)" % r)
+    m(lambda: eq(r.status, 201, "POST /Users (%r)" % r))
     scim_ct(r)
     u = r.json
-    check_user(u, login, "Ann", "Lee", "ann@example.com", "ext-ann", "Sales")
-    eq(u.get("userType"), "human", "userType")
-    eq(r.header("location"), u["meta"]["location"], "Location header")
-    eq(r.header("etag"), u["meta"]["version"], "ETag header")
+    m(lambda: check_user(u, login, "Ann", "Lee", "ann@example.com", "ext-ann", "Sales"))
+    m(lambda: eq(u.get("userType"), "human", "userType"))
+    m(lambda: eq(r.header("location"), u["meta"]["location"], "Location header"))
+    m(lambda: eq(r.header("etag"), u["meta"]["version"], "ETag header"))
     T.ann = u["id"]
     row = sql_user(T.ann)
-    eq(row, {"login": login, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
+    m(lambda: eq(row, {"login": login, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
              "department": "Sales", "external_id": "ext-ann", "active": "t",
-             "account_type": "human", "password_hash": None}, "the row")
-    expect_events(T.pos0, "suite", [("account.created", T.ann, None)])
+             "account_type": "human", "password_hash": None}, "the row"))
+    m(lambda: expect_events(T.pos0, "suite", [("account.created", T.ann, None)]))
+    m.done()
 
 
 def t_get_user():
@@ -643,6 +626,7 @@ def t_unmapped_ignored():
 
 
 def t_put_user():
+    m = Multi()
     login = T.run + "-put"
     uid = mkuser(login, given="Pat", family="Old", email="pat@example.com", ext="e-pat",
                  dept="IT")
@@ -650,13 +634,14 @@ def t_put_user():
     body = user_body(login, given="Pat", family="New", email="pat2@example.com", active=True)
     body["id"] = uid
     r = T.c.put("Users/" + uid, body)
-    eq(r.status, 200, "PUT (%r)" % r)
+    m(lambda: eq(r.status, 200, "PUT (%r)" % r))
     # PUT replaces: department and externalId were not sent, so they are gone
-    check_user(r.json, login, "Pat", "New", "pat2@example.com", None, None)
+    m(lambda: check_user(r.json, login, "Pat", "New", "pat2@example.com", None, None))
     row = sql_user(uid)
-    eq((row["last_name"], row["email"], row["department"], row["external_id"]),
-       ("New", "pat2@example.com", None, None), "the row after PUT")
-    expect_events(pos, "suite", [("account.updated", uid, None)])
+    m(lambda: eq((row["last_name"], row["email"], row["department"], row["external_id"]),
+       ("New", "pat2@example.com", None, None), "the row after PUT"))
+    m(lambda: expect_events(pos, "suite", [("account.updated", uid, None)]))
+    m.done()
 
 
 def t_put_errors():
@@ -995,44 +980,47 @@ def t_attributes():
 # ---------------------------------------------------------------- checks: etags
 
 def t_etags():
+    m = Multi()
     uid = mkuser(T.run + "-etag", given="E1")
     r = T.c.get("Users/" + uid)
     v1 = r.header("etag")
-    ok(v1 and v1.startswith('W/"'), "weak ETag: %r" % v1)
-    eq(T.c.get("Users/" + uid).header("etag"), v1, "stable ETag")
+    m(lambda: ok(v1 and v1.startswith('W/"'), "weak ETag: %r" % v1))
+    m(lambda: eq(T.c.get("Users/" + uid).header("etag"), v1, "stable ETag"))
     r = T.c.patch("Users/" + uid, patch([{"op": "replace", "path": "name.givenName", "value": "E2"}]),
                   headers={"If-Match": v1})
-    patched(r, "PATCH with a current If-Match")
+    m(lambda: patched(r, "PATCH with a current If-Match"))
     v2 = T.c.get("Users/" + uid).header("etag")
-    ok(v2 != v1, "the version changes with the resource")
+    m(lambda: ok(v2 != v1, "the version changes with the resource"))
     if r.status == 200:
-        eq(r.header("etag"), v2, "ETag of the PATCH answer")
+        m(lambda: eq(r.header("etag"), v2, "ETag of the PATCH answer"))
     r = T.c.patch("Users/" + uid, patch([{"op": "replace", "path": "name.givenName", "value": "E3"}]),
                   headers={"If-Match": v1})
-    err(r, "precondition")
-    eq(sql_user(uid)["first_name"], "E2", "a stale If-Match changes nothing")
-    err(T.c.put("Users/" + uid, user_body(T.run + "-etag", given="E4"), headers={"If-Match": v1}),
-        "precondition")
-    err(T.c.delete("Users/" + uid, headers={"If-Match": v1}), "precondition")
-    ok(sql_user(uid) is not None, "a stale If-Match does not delete")
+    m(lambda: err(r, "precondition"))
+    m(lambda: eq(sql_user(uid)["first_name"], "E2", "a stale If-Match changes nothing"))
+    m(lambda: err(T.c.put("Users/" + uid, user_body(T.run + "-etag", given="E4"), headers={"If-Match": v1}),
+        "precondition"))
+    m(lambda: err(T.c.delete("Users/" + uid, headers={"If-Match": v1}), "precondition"))
+    m(lambda: ok(sql_user(uid) is not None, "a stale If-Match does not delete"))
     r = T.c.put("Users/" + uid, user_body(T.run + "-etag", given="E5"), headers={"If-Match": v2})
-    eq(r.status, 200, "PUT with a current If-Match (%r)" % r)
+    m(lambda: eq(r.status, 200, "PUT with a current If-Match (%r)" % r))
     r = T.c.patch("Users/" + uid, patch([{"op": "replace", "path": "name.givenName", "value": "E6"}]),
                   headers={"If-Match": "*"})
-    patched(r, "If-Match: *")
+    m(lambda: patched(r, "If-Match: *"))
     v3 = T.c.get("Users/" + uid).header("etag")
     r = T.c.request("GET", T.c.path("Users/" + uid), headers={"If-None-Match": v3})
-    ok(r.status in (200, 304), "If-None-Match: %r" % r)
+    m(lambda: ok(r.status in (200, 304), "If-None-Match: %r" % r))
     # the version is that of the mapped state: an unmapped column does not change it
     psql("UPDATE acme.users SET password_hash = 'x' WHERE id = %d" % int(uid))
-    eq(T.c.get("Users/" + uid).header("etag"), v3, "the version after a change of an unmapped column")
+    m(lambda: eq(T.c.get("Users/" + uid).header("etag"), v3, "the version after a change of an unmapped column"))
     r = T.c.delete("Users/" + uid, headers={"If-Match": v3})
-    eq(r.status, 204, "DELETE with a current If-Match (%r)" % r)
+    m(lambda: eq(r.status, 204, "DELETE with a current If-Match (%r)" % r))
+    m.done()
 
 
 # ---------------------------------------------------------------- checks: patch
 
 def t_patch_user():
+    m = Multi()
     login = T.run + "-patch"
     uid = mkuser(login, given="P1", family="F1", email="p1@example.com", dept="IT")
     T.patch_user = uid
@@ -1045,34 +1033,35 @@ def t_patch_user():
         {"op": "replace", "path": ENTERPRISE + ":department", "value": "HR"},
         {"op": "replace", "path": "active", "value": False},
     ]))
-    patched(r, "PATCH with paths")
+    m(lambda: patched(r, "PATCH with paths"))
     row = sql_user(uid)
-    eq((row["first_name"], row["last_name"], row["email"], row["external_id"],
+    m(lambda: eq((row["first_name"], row["last_name"], row["email"], row["external_id"],
         row["department"], row["active"]),
-       ("P2", None, "p2@example.com", "ext-p", "HR", "f"), "the row after PATCH")
+       ("P2", None, "p2@example.com", "ext-p", "HR", "f"), "the row after PATCH"))
     if r.status == 200:
-        check_user(r.json, login, "P2", None, "p2@example.com", "ext-p", "HR", active=False)
-    expect_events(pos, "suite", [("account.updated", uid, None), ("account.disabled", uid, None)])
+        m(lambda: check_user(r.json, login, "P2", None, "p2@example.com", "ext-p", "HR", active=False))
+    m(lambda: expect_events(pos, "suite", [("account.updated", uid, None), ("account.disabled", uid, None)]))
     # path-less add and replace of complex values
     r = T.c.patch("Users/" + uid, patch([
         {"op": "add", "value": {"name": {"familyName": "F3"}, "active": True}},
         {"op": "replace", "value": {"emails": [{"type": "work", "value": "p3@example.com"}]}},
     ]))
-    patched(r, "path-less PATCH")
+    m(lambda: patched(r, "path-less PATCH"))
     row = sql_user(uid)
-    eq((row["first_name"], row["last_name"], row["email"], row["active"]),
-       ("P2", "F3", "p3@example.com", "t"), "the row after path-less PATCH")
+    m(lambda: eq((row["first_name"], row["last_name"], row["email"], row["active"]),
+       ("P2", "F3", "p3@example.com", "t"), "the row after path-less PATCH"))
     # remove a whole complex attribute; attribute names case-insensitive
     r = T.c.patch("Users/" + uid, patch([{"op": "remove", "path": "NAME"},
                                           {"op": "Remove", "path": "Emails"}]))
-    patched(r, "remove name and emails")
+    m(lambda: patched(r, "remove name and emails"))
     row = sql_user(uid)
-    eq((row["first_name"], row["last_name"], row["email"]), (None, None, None), "removed")
+    m(lambda: eq((row["first_name"], row["last_name"], row["email"]), (None, None, None), "removed"))
     # replace of userName
     r = T.c.patch("Users/" + uid, patch([{"op": "replace", "path": "userName",
                                           "value": login + "-renamed"}]))
-    patched(r, "rename")
-    eq(sql_user(uid)["login"], login + "-renamed", "login")
+    m(lambda: patched(r, "rename"))
+    m(lambda: eq(sql_user(uid)["login"], login + "-renamed", "login"))
+    m.done()
 
 
 def t_patch_atomic():
@@ -1176,6 +1165,7 @@ def t_body_too_large():
 # ---------------------------------------------------------------- checks: groups
 
 def t_group_crud():
+    m = Multi()
     a = mkuser(T.run + "-ga")
     b = mkuser(T.run + "-gb")
     c = mkuser(T.run + "-gc")
@@ -1184,80 +1174,83 @@ def t_group_crud():
     name = T.run + "-group"
     r = T.c.post("Groups", {"schemas": [CORE_GROUP], "displayName": name,
                             "members": [{"value": a}]})
-    eq(r.status, 201, "POST /Groups (%r)" % r)
+    m(lambda: eq(r.status, 201, "POST /Groups (%r)" % r))
     scim_ct(r)
     g = r.json
     gid = g["id"]
     T.group = gid
-    eq(g.get("displayName"), name, "displayName")
-    ok(CORE_GROUP in g.get("schemas", []), "schemas")
-    eq(member_ids(g), [a], "members")
+    m(lambda: eq(g.get("displayName"), name, "displayName"))
+    m(lambda: ok(CORE_GROUP in g.get("schemas", []), "schemas"))
+    m(lambda: eq(member_ids(g), [a], "members"))
     m = g["members"][0]
-    eq(m.get("display"), T.run + "-ga", "member display")
+    m(lambda: eq(m.get("display"), T.run + "-ga", "member display"))
     if "$ref" in m:
-        ok(m["$ref"].endswith("/scim/v2/acme/Users/" + a), "$ref %r" % m["$ref"])
-    eq(g["meta"]["resourceType"], "Group", "meta.resourceType")
-    ok(g["meta"]["location"].endswith("/scim/v2/acme/Groups/" + gid), "location")
-    eq(r.header("location"), g["meta"]["location"], "Location header")
-    eq(psql1("SELECT name FROM acme.roles WHERE id = %d" % int(gid)), name, "the role row")
-    eq(sql_members(gid), [a], "grants")
-    expect_events(pos, "suite", [("entitlement.created", None, gid), ("access.granted", a, gid)])
+        m(lambda: ok(m["$ref"].endswith("/scim/v2/acme/Users/" + a), "$ref %r" % m["$ref"]))
+    m(lambda: eq(g["meta"]["resourceType"], "Group", "meta.resourceType"))
+    m(lambda: ok(g["meta"]["location"].endswith("/scim/v2/acme/Groups/" + gid), "location"))
+    m(lambda: eq(r.header("location"), g["meta"]["location"], "Location header"))
+    m(lambda: eq(psql1("SELECT name FROM acme.roles WHERE id = %d" % int(gid)), name, "the role row"))
+    m(lambda: eq(sql_members(gid), [a], "grants"))
+    m(lambda: expect_events(pos, "suite", [("entitlement.created", None, gid), ("access.granted", a, gid)]))
     r = T.c.get("Groups/" + gid)
-    eq(r.status, 200)
-    eq(member_ids(r.json), [a], "GET members")
-    eq(r.header("etag"), r.json["meta"]["version"], "group ETag")
+    m(lambda: eq(r.status, 200))
+    m(lambda: eq(member_ids(r.json), [a], "GET members"))
+    m(lambda: eq(r.header("etag"), r.json["meta"]["version"], "group ETag"))
     # the user lists the group, read-only
     u = T.c.get("Users/" + a).json
-    eq([(x.get("value"), x.get("display")) for x in u.get("groups", [])], [(gid, name)],
-       "the user's groups")
+    m(lambda: eq([(x.get("value"), x.get("display")) for x in u.get("groups", [])], [(gid, name)],
+       "the user's groups"))
     # filter by displayName, members excluded
     res = listed(T.c.get("Groups", filter='displayName eq "%s"' % name,
                          excludedAttributes="members"), total=1)
-    eq(ids(res), [gid], "group by displayName")
-    ok("members" not in res[0], "excludedAttributes=members")
+    m(lambda: eq(ids(res), [gid], "group by displayName"))
+    m(lambda: ok("members" not in res[0], "excludedAttributes=members"))
     res = listed(T.c.get("Groups", filter='members.value eq "%s"' % a))
-    ok(gid in ids(res), "groups by members.value")
-    err(T.c.post("Groups", {"schemas": [CORE_GROUP], "displayName": name}), "duplicate")
-    err(T.c.post("Groups", {"schemas": [CORE_GROUP], "members": []}), "missing_username")
+    m(lambda: ok(gid in ids(res), "groups by members.value"))
+    m(lambda: err(T.c.post("Groups", {"schemas": [CORE_GROUP], "displayName": name}), "duplicate"))
+    m(lambda: err(T.c.post("Groups", {"schemas": [CORE_GROUP], "members": []}), "missing_username"))
+    m.done()
 
 
 def t_group_members():
+    m = Multi()
     a, b, c = T.gusers
     gid = T.group
     p = "Groups/" + gid
     pos = end_position()
     r = T.c.patch(p, patch([{"op": "add", "path": "members", "value": [{"value": b}, {"value": c}]}]))
-    patched(r, "add members")
-    eq(sql_members(gid), sorted([a, b, c], key=int), "after add")
+    m(lambda: patched(r, "add members"))
+    m(lambda: eq(sql_members(gid), sorted([a, b, c], key=int), "after add"))
     r = T.c.patch(p, patch([{"op": "add", "path": "members", "value": [{"value": b}]}]))
-    patched(r, "add a member twice")
-    eq(sql_members(gid), sorted([a, b, c], key=int), "adding twice is a no-op")
+    m(lambda: patched(r, "add a member twice"))
+    m(lambda: eq(sql_members(gid), sorted([a, b, c], key=int), "adding twice is a no-op"))
     r = T.c.patch(p, patch([{"op": "remove", "path": 'members[value eq "%s"]' % a}]))
-    patched(r, "remove a member by value filter")
-    eq(sql_members(gid), sorted([b, c], key=int), "after remove")
+    m(lambda: patched(r, "remove a member by value filter"))
+    m(lambda: eq(sql_members(gid), sorted([b, c], key=int), "after remove"))
     r = T.c.patch(p, patch([{"op": "replace", "path": "members", "value": [{"value": a}, {"value": c}]}]))
-    patched(r, "replace members")
-    eq(sql_members(gid), sorted([a, c], key=int), "after replace")
+    m(lambda: patched(r, "replace members"))
+    m(lambda: eq(sql_members(gid), sorted([a, c], key=int), "after replace"))
     r = T.c.patch(p, patch([{"op": "replace", "path": "displayName", "value": T.run + "-renamed"}]))
-    patched(r, "rename")
-    eq(psql1("SELECT name FROM acme.roles WHERE id = %d" % int(gid)), T.run + "-renamed", "name")
+    m(lambda: patched(r, "rename"))
+    m(lambda: eq(psql1("SELECT name FROM acme.roles WHERE id = %d" % int(gid)), T.run + "-renamed", "name"))
     r = T.c.put(p, {"schemas": [CORE_GROUP], "displayName": T.run + "-group",
                     "members": [{"value": b}]})
-    eq(r.status, 200, "PUT group (%r)" % r)
-    eq(member_ids(r.json), [b], "PUT members")
-    eq(sql_members(gid), [b], "after PUT")
+    m(lambda: eq(r.status, 200, "PUT group (%r)" % r))
+    m(lambda: eq(member_ids(r.json), [b], "PUT members"))
+    m(lambda: eq(sql_members(gid), [b], "after PUT"))
     r = T.c.patch(p, patch([{"op": "remove", "path": "members"}]))
-    patched(r, "remove all members")
-    eq(sql_members(gid), [], "no members")
-    expect_events(pos, "suite", [("access.granted", b, gid), ("access.granted", c, gid),
+    m(lambda: patched(r, "remove all members"))
+    m(lambda: eq(sql_members(gid), [], "no members"))
+    m(lambda: expect_events(pos, "suite", [("access.granted", b, gid), ("access.granted", c, gid),
                                  ("access.revoked", a, gid), ("access.revoked", c, gid),
-                                 ("entitlement.updated", None, gid)])
-    err(T.c.patch(p, patch([{"op": "add", "path": "members", "value": [{"value": "2000000000"}]}])),
-        "not_found")
-    err(T.c.patch(p, patch([{"op": "add", "path": "members", "value": [{"value": "not-an-id"}]}])),
-        "wrong_type")
-    err(T.c.patch(p, patch([{"op": "add", "path": "members", "value": "x"}])), "wrong_type")
-    err(T.c.patch(p, patch([{"op": "remove", "path": "members[value eq"}])), "bad_path")
+                                 ("entitlement.updated", None, gid)]))
+    m(lambda: err(T.c.patch(p, patch([{"op": "add", "path": "members", "value": [{"value": "2000000000"}]}])),
+        "not_found"))
+    m(lambda: err(T.c.patch(p, patch([{"op": "add", "path": "members", "value": [{"value": "not-an-id"}]}])),
+        "wrong_type"))
+    m(lambda: err(T.c.patch(p, patch([{"op": "add", "path": "members", "value": "x"}])), "wrong_type"))
+    m(lambda: err(T.c.patch(p, patch([{"op": "remove", "path": "members[value eq"}])), "bad_path"))
+    m.done()
 
 
 def t_group_delete():
@@ -1300,14 +1293,15 @@ def t_operations_forbidden():
 # ---------------------------------------------------------------- platforms
 
 def t_entra():
+    m = Multi()
     c = Client(T.url, T.tokens["entra"]["token"], "acme")
     pos = end_position()
     # Test Connection: a filter on a random GUID
     r = c.get("Users", filter='userName eq "%s"' % uuid.uuid4())
     res = listed(r, total=0)
-    eq(res, [], "Test Connection")
+    m(lambda: eq(res, [], "Test Connection"))
     r = c.get("Groups", excludedAttributes="members", filter='displayName eq "%s"' % uuid.uuid4())
-    eq(listed(r, total=0), [], "group lookup")
+    m(lambda: eq(listed(r, total=0), [], "group lookup"))
     login = "Test_User_%s@testuser.com" % uuid.uuid4()
     body = {
         "schemas": [CORE_USER, ENTERPRISE],
@@ -1322,9 +1316,9 @@ def t_entra():
         ENTERPRISE: {"department": "Eng", "employeeNumber": "1234"},
     }
     r = c.post("Users", body)
-    eq(r.status, 201, "Entra create (%r)" % r)
+    m(lambda: eq(r.status, 201, "Entra create (%r)" % r))
     uid = r.json["id"]
-    eq(ids(listed(c.get("Users", filter='userName eq "%s"' % login), total=1)), [uid], "lookup")
+    m(lambda: eq(ids(listed(c.get("Users", filter='userName eq "%s"' % login), total=1)), [uid], "lookup"))
     # the default PATCH dialect: capitalised op, booleans as strings
     r = c.patch("Users/" + uid, patch([
         {"op": "Replace", "path": "active", "value": "False"},
@@ -1333,63 +1327,65 @@ def t_entra():
         {"op": "Replace", "path": ENTERPRISE + ":department", "value": "Finance"},
         {"op": "Add", "path": "externalId", "value": "ext-entra"},
     ]))
-    patched(r, "Entra default-dialect PATCH")
+    m(lambda: patched(r, "Entra default-dialect PATCH"))
     row = sql_user(uid)
-    eq((row["active"], row["first_name"], row["email"], row["department"], row["external_id"]),
-       ("f", "updatedGiven", "upd@testuser.com", "Finance", "ext-entra"), "after the PATCH")
+    m(lambda: eq((row["active"], row["first_name"], row["email"], row["department"], row["external_id"]),
+       ("f", "updatedGiven", "upd@testuser.com", "Finance", "ext-entra"), "after the PATCH"))
     r = c.patch("Users/" + uid, patch([{"op": "Replace", "path": "active", "value": "True"}]))
-    patched(r, "\"True\"")
-    eq(sql_user(uid)["active"], "t", "active again")
+    m(lambda: patched(r, "\"True\""))
+    m(lambda: eq(sql_user(uid)["active"], "t", "active again"))
     # aadOptscim062020: path-less replace with dotted keys, real booleans
     r = c.patch("Users/" + uid, patch([{"op": "replace", "value": {
         "active": False, "name.givenName": "G3", "name.familyName": "F3",
         'emails[type eq "work"].value': "g3@testuser.com",
         ENTERPRISE + ":department": "Ops", "externalId": "E3"}}]))
-    patched(r, "aadOptscim062020 PATCH")
+    m(lambda: patched(r, "aadOptscim062020 PATCH"))
     row = sql_user(uid)
-    eq((row["active"], row["first_name"], row["last_name"], row["email"], row["department"],
-        row["external_id"]), ("f", "G3", "F3", "g3@testuser.com", "Ops", "E3"), "after it")
+    m(lambda: eq((row["active"], row["first_name"], row["last_name"], row["email"], row["department"],
+        row["external_id"]), ("f", "G3", "F3", "g3@testuser.com", "Ops", "E3"), "after it"))
     # groups: create, add members with "$ref": null, remove in both dialects
     other = mkuser("entra-%s-m2" % T.run, client=c)
     r = c.post("Groups", {"schemas": [CORE_GROUP], "externalId": str(uuid.uuid4()),
                           "displayName": "EntraGroup-" + T.run, "members": []})
-    eq(r.status, 201, "Entra group create (%r)" % r)
+    m(lambda: eq(r.status, 201, "Entra group create (%r)" % r))
     gid = r.json["id"]
     r = c.patch("Groups/" + gid, patch([{"op": "Add", "path": "members",
                                          "value": [{"$ref": None, "value": uid},
                                                    {"$ref": None, "value": other}]}]))
-    patched(r, "Entra member add")
-    eq(sql_members(gid), sorted([uid, other], key=int), "members")
+    m(lambda: patched(r, "Entra member add"))
+    m(lambda: eq(sql_members(gid), sorted([uid, other], key=int), "members"))
     r = c.patch("Groups/" + gid, patch([{"op": "Remove", "path": "members",
                                          "value": [{"$ref": None, "value": uid}]}]))
-    patched(r, "Entra member removal (default dialect)")
-    eq(sql_members(gid), [other], "after removal")
+    m(lambda: patched(r, "Entra member removal (default dialect)"))
+    m(lambda: eq(sql_members(gid), [other], "after removal"))
     r = c.patch("Groups/" + gid, patch([{"op": "remove", "path": 'members[value eq "%s"]' % other}]))
-    patched(r, "Entra member removal (aadOptscim062020)")
-    eq(sql_members(gid), [], "after removal")
+    m(lambda: patched(r, "Entra member removal (aadOptscim062020)"))
+    m(lambda: eq(sql_members(gid), [], "after removal"))
     r = c.patch("Groups/" + gid, patch([{"op": "Replace", "path": "displayName",
                                          "value": "EntraGroup2-" + T.run}]))
-    patched(r, "Entra group rename")
+    m(lambda: patched(r, "Entra group rename"))
     r = c.delete("Users/" + uid)
-    eq(r.status, 204, "Entra delete (%r)" % r)
-    eq(c.delete("Groups/" + gid).status, 204, "Entra group delete")
-    expect_events(pos, "entra", [("account.created", uid, None), ("account.disabled", uid, None),
+    m(lambda: eq(r.status, 204, "Entra delete (%r)" % r))
+    m(lambda: eq(c.delete("Groups/" + gid).status, 204, "Entra group delete"))
+    m(lambda: expect_events(pos, "entra", [("account.created", uid, None), ("account.disabled", uid, None),
                                  ("account.enabled", uid, None), ("account.updated", uid, None),
                                  ("access.granted", uid, gid), ("access.revoked", uid, gid),
                                  ("entitlement.created", None, gid),
                                  ("entitlement.updated", None, gid),
-                                 ("account.deleted", uid, None)])
+                                 ("account.deleted", uid, None)]))
+    m.done()
 
 
 def t_okta():
+    m = Multi()
     c = Client(T.url, T.tokens["okta"]["token"], "acme")
     pos = end_position()
     login = "isabella.%s@example.com" % T.run
     path = c.path("Users") + "?filter=userName%20eq%20%22" + login.replace("@", "%40") + \
         "%22&startIndex=1&count=100"
     r = c.request("GET", path)
-    eq(listed(r, total=0), [], "Okta lookup of a new user")
-    eq(r.json.get("startIndex"), 1, "startIndex")
+    m(lambda: eq(listed(r, total=0), [], "Okta lookup of a new user"))
+    m(lambda: eq(r.json.get("startIndex"), 1, "startIndex"))
     body = {"schemas": [CORE_USER], "userName": login,
             "name": {"givenName": "Isabella", "familyName": "Jones"},
             "emails": [{"primary": True, "value": login, "type": "work"}],
@@ -1397,55 +1393,56 @@ def t_okta():
             "externalId": "00u1dhhb1fkIGP7RL1d8", "groups": [], "password": "1mz050nq",
             "active": True}
     r = c.post("Users", body)
-    eq(r.status, 201, "Okta create (%r)" % r)
+    m(lambda: eq(r.status, 201, "Okta create (%r)" % r))
     uid = r.json["id"]
-    eq(sql_user(uid)["password_hash"], None, "the password is not stored")
+    m(lambda: eq(sql_user(uid)["password_hash"], None, "the password is not stored"))
     r = c.request("GET", path)
-    eq(ids(listed(r, total=1)), [uid], "Okta lookup")
-    eq(c.get("Users/" + uid).status, 200, "GET by id")
+    m(lambda: eq(ids(listed(r, total=1)), [uid], "Okta lookup"))
+    m(lambda: eq(c.get("Users/" + uid).status, 200, "GET by id"))
     # group push: create, rename by path-less replace, replace the member list
     gname = "Okta Group " + T.run
     r = c.post("Groups", {"schemas": [CORE_GROUP], "displayName": gname, "members": []})
-    eq(r.status, 201, "Okta group create (%r)" % r)
+    m(lambda: eq(r.status, 201, "Okta group create (%r)" % r))
     gid = r.json["id"]
     r = c.request("GET", c.path("Groups") + "?filter=displayName%20eq%20%22" +
                   gname.replace(" ", "%20") + "%22&startIndex=1&count=100")
-    eq(ids(listed(r, total=1)), [gid], "group lookup")
+    m(lambda: eq(ids(listed(r, total=1)), [gid], "group lookup"))
     r = c.patch("Groups/" + gid, patch([{"op": "replace", "value": {"id": gid,
                                                                     "displayName": gname + " 2"}}]))
-    patched(r, "Okta group rename")
-    eq(psql1("SELECT name FROM acme.roles WHERE id = %d" % int(gid)), gname + " 2", "renamed")
+    m(lambda: patched(r, "Okta group rename"))
+    m(lambda: eq(psql1("SELECT name FROM acme.roles WHERE id = %d" % int(gid)), gname + " 2", "renamed"))
     u2 = mkuser("okta2.%s@example.com" % T.run, client=c)
     r = c.patch("Groups/" + gid, patch([{"op": "replace", "path": "members", "value": [
         {"value": uid, "display": login}, {"value": u2, "display": "okta2"}]}]))
-    patched(r, "Okta member list replace")
-    eq(sql_members(gid), sorted([uid, u2], key=int), "members")
+    m(lambda: patched(r, "Okta member list replace"))
+    m(lambda: eq(sql_members(gid), sorted([uid, u2], key=int), "members"))
     r = c.patch("Groups/" + gid, patch([{"op": "replace", "path": "members",
                                          "value": [{"value": uid, "display": login}]}]))
-    patched(r, "Okta member list replace (smaller)")
-    eq(sql_members(gid), [uid], "members")
+    m(lambda: patched(r, "Okta member list replace (smaller)"))
+    m(lambda: eq(sql_members(gid), [uid], "members"))
     # profile update by full PUT; groups in it are read-only and ignored
     put = {"schemas": [CORE_USER], "id": uid, "userName": login,
            "name": {"givenName": "Isabella", "familyName": "Smith"},
            "emails": [{"primary": True, "value": "isa@example.com", "type": "work"}],
            "active": True, "groups": [], "meta": {"resourceType": "User"}}
     r = c.put("Users/" + uid, put)
-    eq(r.status, 200, "Okta PUT (%r)" % r)
+    m(lambda: eq(r.status, 200, "Okta PUT (%r)" % r))
     row = sql_user(uid)
-    eq((row["last_name"], row["email"]), ("Smith", "isa@example.com"), "after PUT")
-    eq(sql_members(gid), [uid], "PUT with groups [] keeps the grants (read-only attribute)")
+    m(lambda: eq((row["last_name"], row["email"]), ("Smith", "isa@example.com"), "after PUT"))
+    m(lambda: eq(sql_members(gid), [uid], "PUT with groups [] keeps the grants (read-only attribute)"))
     # deactivation: path-less replace
     r = c.patch("Users/" + uid, patch([{"op": "replace", "value": {"active": False}}]))
-    patched(r, "Okta deactivate")
-    eq(sql_user(uid)["active"], "f", "deactivated")
+    m(lambda: patched(r, "Okta deactivate"))
+    m(lambda: eq(sql_user(uid)["active"], "f", "deactivated"))
     r = c.get("Users/" + uid)
-    eq(r.json.get("active"), False, "active false")
-    eq(c.delete("Groups/" + gid).status, 204, "Okta group delete")
-    expect_events(pos, "okta", [("account.created", uid, None), ("entitlement.created", None, gid),
+    m(lambda: eq(r.json.get("active"), False, "active false"))
+    m(lambda: eq(c.delete("Groups/" + gid).status, 204, "Okta group delete"))
+    m(lambda: expect_events(pos, "okta", [("account.created", uid, None), ("entitlement.created", None, gid),
                                 ("entitlement.updated", None, gid), ("access.granted", u2, gid),
                                 ("access.revoked", u2, gid), ("account.updated", uid, None),
                                 ("account.disabled", uid, None),
-                                ("entitlement.deleted", None, gid)])
+                                ("entitlement.deleted", None, gid)]))
+    m.done()
 
 
 def aggregate(c, kind, count):
@@ -1470,15 +1467,16 @@ def discovery(c, extra=()):
 
 
 def t_sailpoint():
+    m = Multi()
     c = Client(T.url, T.tokens["sailpoint"]["token"], "acme")
     discovery(c, ("ResourceTypes/User", "ResourceTypes/Group"))
     got, total = aggregate(c, "Users", 100)
-    eq(total, len(all_user_ids()), "totalResults")
-    eq(sorted(got, key=int), all_user_ids(), "full aggregation")
-    eq(len(got), len(set(got)), "no account twice")
+    m(lambda: eq(total, len(all_user_ids()), "totalResults"))
+    m(lambda: eq(sorted(got, key=int), all_user_ids(), "full aggregation"))
+    m(lambda: eq(len(got), len(set(got)), "no account twice"))
     groups, gtotal = aggregate(c, "Groups", 100)
-    eq(sorted(groups, key=int),
-       sorted((r[0] for r in psql("SELECT id FROM acme.roles")), key=int), "groups")
+    m(lambda: eq(sorted(groups, key=int),
+       sorted((r[0] for r in psql("SELECT id FROM acme.roles")), key=int), "groups"))
     # delta aggregation by meta.lastModified
     since = db_now()
     changed = T.page_ids[:3]
@@ -1486,36 +1484,39 @@ def t_sailpoint():
     for uid in changed:
         r = c.patch("Users/" + uid, patch([{"op": "replace", "path": "name.givenName",
                                             "value": "delta"}]))
-        patched(r, "change for the delta")
+        m(lambda: patched(r, "change for the delta"))
     res = listed(c.get("Users", filter='meta.lastModified gt "%s"' % since))
-    eq(sorted(ids(res), key=int), changed, "delta by meta.lastModified gt")
+    m(lambda: eq(sorted(ids(res), key=int), changed, "delta by meta.lastModified gt"))
     for u in res:
-        ok(parse_time(u["meta"]["lastModified"]) > parse_time(since), "lastModified")
+        m(lambda: ok(parse_time(u["meta"]["lastModified"]) > parse_time(since), "lastModified"))
     res = listed(c.get("Users", filter='meta.lastModified ge "%s" and name.givenName eq "delta"'
                        % since))
-    eq(sorted(ids(res), key=int), changed, "ge and a filter")
+    m(lambda: eq(sorted(ids(res), key=int), changed, "ge and a filter"))
     later = db_now()
-    eq(listed(c.get("Users", filter='meta.lastModified gt "%s"' % later), total=0), [],
-       "nothing after now")
-    expect_events(pos, "sailpoint", [("account.updated", u, None) for u in changed])
+    m(lambda: eq(listed(c.get("Users", filter='meta.lastModified gt "%s"' % later), total=0), [],
+       "nothing after now"))
+    m(lambda: expect_events(pos, "sailpoint", [("account.updated", u, None) for u in changed]))
+    m.done()
 
 
 def t_midpoint():
+    m = Multi()
     c = Client(T.url, T.tokens["midpoint"]["token"], "acme")
     discovery(c, ("ResourceTypes/User", "Schemas/" + CORE_USER, "Schemas/" + CORE_GROUP,
                   "Schemas/" + ENTERPRISE))
     got, total = aggregate(c, "Users", 1000)
-    eq(sorted(got, key=int), all_user_ids(), "full aggregation (count=1000)")
+    m(lambda: eq(sorted(got, key=int), all_user_ids(), "full aggregation (count=1000)"))
     since = db_now()
     uid = T.page_ids[5]
     r = c.patch("Users/" + uid, patch([{"op": "replace", "path": "active", "value": False}]))
-    patched(r, "change")
+    m(lambda: patched(r, "change"))
     res = listed(c.get("Users", filter='meta.lastModified gt "%s"' % since, startIndex="1",
                        count="100"), total=1)
-    eq(ids(res), [uid], "delta")
-    eq(res[0]["active"], False, "delta shows the change")
+    m(lambda: eq(ids(res), [uid], "delta"))
+    m(lambda: eq(res[0]["active"], False, "delta shows the change"))
     # midPoint reads the created timestamp too
     res = listed(c.get("Users", filter='meta.created gt "%s"' % since), total=0)
+    m.done()
 
 
 # ---------------------------------------------------------------- concurrency

@@ -167,6 +167,30 @@ def lit(s):
     return "'" + str(s).replace("'", "''") + "'"
 
 
+class Multi:
+    """Run each sub-check of a check and report all that fail, so that one
+    wrong answer does not hide the next.  A check that then stops on an
+    exception still reports the sub-checks that failed before it."""
+
+    current = None
+
+    def __init__(self):
+        self.errors = []
+        Multi.current = self
+
+    def __call__(self, fn):
+        try:
+            return fn()
+        except Exception as e:
+            self.errors.append(str(e) if isinstance(e, AssertionError) else repr(e))
+
+    def done(self):
+        Multi.current = None
+        if self.errors:
+            raise AssertionError("%d sub-checks failed:\n%s" % (
+                len(self.errors), "\n".join("- " + x for x in self.errors)))
+
+
 class Runner:
     """Runs checks in order, prints TAP-like lines, counts."""
 
@@ -178,11 +202,17 @@ class Runner:
 
     def check(self, name, fn, *args):
         t0 = time.monotonic()
+        Multi.current = None
         try:
             fn(*args)
         except Exception as e:
             self.failed += 1
             detail = "%s: %s" % (type(e).__name__, e) if not isinstance(e, AssertionError) else str(e)
+            m = Multi.current
+            if m is not None and m.errors:
+                detail = "stopped on: %s\nafter %d failed sub-checks:\n%s" % (
+                    detail, len(m.errors), "\n".join("- " + x for x in m.errors))
+            Multi.current = None
             tb = traceback.extract_tb(e.__traceback__)
             where = ""
             for fr in reversed(tb):
