@@ -1182,10 +1182,10 @@ def t_group_crud():
     m(lambda: eq(g.get("displayName"), name, "displayName"))
     m(lambda: ok(CORE_GROUP in g.get("schemas", []), "schemas"))
     m(lambda: eq(member_ids(g), [a], "members"))
-    m = g["members"][0]
-    m(lambda: eq(m.get("display"), T.run + "-ga", "member display"))
-    if "$ref" in m:
-        m(lambda: ok(m["$ref"].endswith("/scim/v2/acme/Users/" + a), "$ref %r" % m["$ref"]))
+    mem = g["members"][0]
+    m(lambda: eq(mem.get("display"), T.run + "-ga", "member display"))
+    if "$ref" in mem:
+        m(lambda: ok(mem["$ref"].endswith("/scim/v2/acme/Users/" + a), "$ref %r" % mem["$ref"]))
     m(lambda: eq(g["meta"]["resourceType"], "Group", "meta.resourceType"))
     m(lambda: ok(g["meta"]["location"].endswith("/scim/v2/acme/Groups/" + gid), "location"))
     m(lambda: eq(r.header("location"), g["meta"]["location"], "Location header"))
