@@ -1603,6 +1603,22 @@ def t_events_audit():
     ok(any(e["data"]["origin"].get("client") == "scim:suite" for e in evs), "no scim:suite event")
 
 
+def t_tokens_view():
+    # the gateway's use shows in connector.tokens; the tokens themselves are
+    # stored nowhere, only their hashes
+    rows = psql("SELECT name, last_used IS NOT NULL, revoked IS NOT NULL FROM connector.tokens "
+                "WHERE app = 'acme' AND name IN ('suite', %s)" % lit(T.revocation.name
+                                                               if T.revocation else "x"))
+    got = {r[0]: (r[1], r[2]) for r in rows}
+    eq(got.get("suite"), ("t", "f"), "suite token: used, not revoked")
+    if T.revocation:
+        eq(got.get(T.revocation.name), ("t", "t"), "revoked token: used, revoked")
+    for name, t in T.tokens.items():
+        n = psql1("SELECT count(*) FROM connector.token t WHERE strpos(t::text, %s) > 0 "
+                  "OR strpos(encode(t.hash, 'escape'), %s) > 0" % (lit(t["token"]), lit(t["token"])))
+        eq(n, "0", "rows of connector.token holding the token %s in clear" % name)
+
+
 def t_gateway_alive():
     pid = int(os.environ.get("SCIM_GATEWAY_PID", "0"))
     if pid:
@@ -1835,6 +1851,7 @@ def main():
         ("revoked token: 401 within 10 s", t_revoked_token if T.revocation else None),
         ("stalled requests are cut off while others are served", t_stall),
         ("every write's event: origin.via platform, origin.client scim:<token>", t_events_audit),
+        ("connector.tokens: last_used, revoked; no token stored in clear", t_tokens_view),
         ("the gateway is alive", t_gateway_alive),
     ]
     if a.tls_checks:
