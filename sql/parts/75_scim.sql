@@ -169,6 +169,11 @@ SET search_path = pg_catalog, pg_temp AS $$
 		'account_id_type', @extschema@._coltype((m->'accounts'->>'relid')::oid, m->'accounts'->>'id')::text,
 		'entitlement_id_type', CASE WHEN m ? 'grants' OR m ? 'entitlements'
 									THEN @extschema@._entitlement_type(m)::text END,
+		-- the keys update_account/update_entitlement take for userName,
+		-- userType and a Group's displayName
+		'name_column', m->'accounts'->'name',
+		'kind_column', m->'accounts'->'kind',
+		'entitlement_name_column', m->'entitlements'->'name',
 		'writable', to_jsonb(@extschema@._writable_columns(m, false)),
 		'entitlement_writable', CASE WHEN m ? 'entitlements'
 									 THEN to_jsonb(@extschema@._entitlement_writable(m, false)) END)
