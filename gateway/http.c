@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,20 @@ parse_listen(const char *spec, struct sockaddr_storage *ss)
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(ai);
 	return true;
+}
+
+/* libmicrohttpd's own messages (TLS handshake failures...) in our log format. */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char		buf[512];
+	size_t		n;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	gw_log("http: %s", buf);
 }
 
 /* Queue a response built by scim.c, with the headers SCIM needs. */
@@ -425,6 +440,7 @@ http_start(void)
 			return false;
 		flags |= MHD_USE_TLS;
 		daemon_handle = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+										 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 										 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
 										 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) GW_IO_TIMEOUT,
 										 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,
@@ -437,6 +453,7 @@ http_start(void)
 	}
 	else
 		daemon_handle = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+										 MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 										 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
 										 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) GW_IO_TIMEOUT,
 										 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,

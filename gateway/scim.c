@@ -149,6 +149,13 @@ db_fail(Ctx *c, DbError *err, bool filter_call)
 	int			status = db_http_status(err, filter_call, &st);
 	char		buf[700];
 
+	/* Groups of an application whose grants name no entitlements table */
+	if (!c->users && strcmp(err->sqlstate, "0A000") == 0)
+	{
+		snprintf(buf, sizeof(buf), "%.500s", err->message ? err->message : "no groups");
+		scim_error(c->resp, 404, NULL, buf);
+		return;
+	}
 	/* a constraint of the application's tables: the client's value */
 	if (status == 500 && strncmp(err->sqlstate, "23", 2) == 0)
 	{
@@ -164,7 +171,7 @@ db_fail(Ctx *c, DbError *err, bool filter_call)
 			break;
 		case 403:
 			snprintf(buf, sizeof(buf), "%.300s%s%.300s", err->message ? err->message : "forbidden",
-					 err->hint ? " " : "", err->hint ? err->hint : "");
+					 err->hint ? ". " : "", err->hint ? err->hint : "");
 			scim_error(c->resp, 403, NULL, buf);
 			break;
 		case 503:
@@ -624,7 +631,7 @@ render_user(Ctx *c, PGresult *r, int row)
 			if (gid == NULL)
 				continue;
 			o = json_pack("{s:o}", "value", gid);
-			if (json_object_get(e, "name"))
+			if (json_is_string(json_object_get(e, "name")))
 				json_object_set(o, "display", json_object_get(e, "name"));
 			if (strcmp(ga, "groups") == 0)
 			{
@@ -677,7 +684,7 @@ render_group(Ctx *c, PGresult *r, int row)
 				continue;
 			loc = location(c, "Users", json_string_value(v));
 			o = json_pack("{s:o,s:s,s:s}", "value", v, "$ref", loc, "type", "User");
-			if (json_object_get(e, "display"))
+			if (json_is_string(json_object_get(e, "display")))
 				json_object_set(o, "display", json_object_get(e, "display"));
 			json_array_append_new(list, o);
 			free(loc);
@@ -685,6 +692,9 @@ render_group(Ctx *c, PGresult *r, int row)
 		json_object_set_new(res, "members", list);
 	}
 	add_meta(c, res, "Groups", id, NULL, NULL);
+	/* without its members the hash is not the group's version */
+	if (PQgetisnull(r, row, 4))
+		json_object_del(json_object_get(res, "meta"), "version");
 	json_decref(members);
 	return res;
 }
@@ -1037,7 +1047,12 @@ schema_doc(Ctx *c, const char *urn)
 			json_array_append_new(attrs, attr_def("userType", "string", false, false,
 												  mapping_col(m, "kind_column") ? "readWrite" : "readOnly",
 												  "default", "none", false));
-		json_array_extend(attrs, mapped_defs(m, false));
+		{
+			json_t	   *defs = mapped_defs(m, false);
+
+			json_array_extend(attrs, defs);
+			json_decref(defs);
+		}
 		if (json_is_true(json_object_get(m, "has_grants")))
 		{
 			g = attr_def(ga, "complex", true, false, grants_rw ? "readWrite" : "readOnly",
@@ -1181,8 +1196,7 @@ discovery(Ctx *c, const char *rest)
 		json_t	   *items = json_array();
 
 		json_array_append_new(items, resource_type_doc(c, true));
-		if (json_is_true(json_object_get(c->mapping, "has_entitlements")) ||
-			json_is_true(json_object_get(c->mapping, "has_grants")))
+		if (json_is_true(json_object_get(c->mapping, "has_entitlements")))
 			json_array_append_new(items, resource_type_doc(c, false));
 		respond_json(c, 200, list_of(items));
 	}
@@ -1229,7 +1243,7 @@ id_filter(const char *id)
 
 /* A query reading one resource by id (no mapping needed to build it). */
 static void
-read_one_query(Ctx *c, DbQuery *q, char *filter, bool members)
+read_one_query(Ctx *c, DbQuery *q, const char *filter, bool members)
 {
 	q->sql = c->users ? Q_USERS : Q_GROUPS;
 	q->nparams = c->users ? 6 : 7;
@@ -1635,6 +1649,11 @@ get_resource(Ctx *c)
 	int			n = start_queries(c, q, false);
 	DbError		err = {{0}};
 
+	if (filter == NULL)
+	{
+		scim_error(c->resp, 404, NULL, "no such resource");
+		return;
+	}
 	read_one_query(c, &q[n++], filter, want_members(c));
 	if (!db_run(c->db, q, n, res, &err))
 	{
@@ -1734,6 +1753,31 @@ json_depth(json_t *v, int limit)
 	else
 		return 0;
 	return d + 1;
+}
+
+/*
+ * A request refused before the database was asked (bad body): still check
+ * the token, so a client without a valid one learns that first.
+ */
+static void
+check_token(Ctx *c)
+{
+	DbQuery		q[3];
+	PGresult   *res[3] = {NULL};
+	int			n = start_queries(c, q, false);
+	ScimResponse saved = *c->resp;
+
+	memset(c->resp, 0, sizeof(*c->resp));
+	if (run(c, q, n - 1, res, false))
+	{
+		take_token_name(c, res[0]);
+		memcpy(saved.token_name, c->resp->token_name, sizeof(saved.token_name));
+		scim_response_free(c->resp);
+		*c->resp = saved;
+	}
+	else
+		scim_response_free(&saved);
+	clear_results(res, 3);
 }
 
 /* The body as a JSON object; false with a 400 response. */
@@ -1953,16 +1997,19 @@ diff_ops(Ctx *c, json_t *cur, json_t *want, const char *id)
 			json_decref(cs);
 			goto fail;
 		}
+		json_t	   *idj = json_string(id);
+
 		json_array_foreach(cs, i, v)
 			if (!json_list_has(ws, json_string_value(v)))
 			json_array_append_new(ops, json_pack("{s:s,s:O,s:O}", "op", "revoke",
-												 "account", c->users ? json_string(id) : v,
-												 "entitlement", c->users ? v : json_string(id)));
+												 "account", c->users ? idj : v,
+												 "entitlement", c->users ? v : idj));
 		json_array_foreach(ws, i, v)
 			if (!json_list_has(cs, json_string_value(v)))
 			json_array_append_new(ops, json_pack("{s:s,s:O,s:O}", "op", "grant",
-												 "account", c->users ? json_string(id) : v,
-												 "entitlement", c->users ? v : json_string(id)));
+												 "account", c->users ? idj : v,
+												 "entitlement", c->users ? v : idj));
+		json_decref(idj);
 		json_decref(ws);
 		json_decref(cs);
 	}
@@ -1978,6 +2025,143 @@ static const char *
 type_name(Ctx *c)
 {
 	return c->users ? "User" : "Group";
+}
+
+/*
+ * The grants and revokes of a Group PATCH that only adds members or removes
+ * listed ones (what Entra and Okta send for one membership change), or NULL
+ * when the PATCH needs the current state.
+ */
+static json_t *
+member_only_ops(json_t *body, const char *gid)
+{
+	json_t	   *list = attr_get(body, "Operations");
+	json_t	   *ops = json_array();
+	size_t		i;
+	json_t	   *o;
+
+	if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > 100)
+		goto no;
+	json_array_foreach(list, i, o)
+	{
+		json_t	   *op = attr_get(o, "op");
+		json_t	   *path = attr_get(o, "path");
+		json_t	   *value = attr_get(o, "value");
+		bool		add;
+		size_t		j;
+		json_t	   *v;
+
+		if (!json_is_string(op) || !json_is_string(path))
+			goto no;
+		if (strcasecmp(json_string_value(op), "add") == 0)
+			add = true;
+		else if (strcasecmp(json_string_value(op), "remove") == 0)
+			add = false;
+		else
+			goto no;
+		if (strcasecmp(json_string_value(path), "members") == 0)
+		{
+			if (!json_is_array(value) || json_array_size(value) == 0)
+				goto no;
+			json_array_foreach(value, j, v)
+			{
+				json_t	   *mv = json_is_object(v) ? attr_get(v, "value") : NULL;
+				json_t	   *sv = as_string(mv);
+
+				if (sv == NULL || json_is_boolean(mv))
+				{
+					json_decref(sv);
+					goto no;
+				}
+				json_array_append_new(ops, json_pack("{s:s,s:o,s:s}", "op", add ? "grant" : "revoke",
+													 "account", sv, "entitlement", gid));
+			}
+		}
+		else if (!add)
+		{
+			/* members[value eq "x"] */
+			char	   *perr;
+			ScimPath   *sp = path_parse(json_string_value(path), &perr);
+			bool		ok = sp && sp->schema == NULL && sp->sub == NULL &&
+				strcasecmp(sp->attr, "members") == 0 && sp->filter &&
+				sp->filter->kind == F_CMP && strcasecmp(sp->filter->attr, "value") == 0 &&
+				sp->filter->sub == NULL && strcmp(sp->filter->op, "eq") == 0 &&
+				json_is_string(sp->filter->value) && (value == NULL || json_is_null(value));
+
+			if (ok)
+				json_array_append_new(ops, json_pack("{s:s,s:O,s:s}", "op", "revoke", "account",
+													 sp->filter->value, "entitlement", gid));
+			free(perr);
+			path_free(sp);
+			if (!ok)
+				goto no;
+		}
+		else
+			goto no;
+	}
+	return ops;
+no:
+	json_decref(ops);
+	return NULL;
+}
+
+/*
+ * A Group PATCH that only changes members: BEGIN, session, lock, the group
+ * (for 404), the grants and revokes and COMMIT in one round trip; 204.
+ */
+static void
+patch_members(Ctx *c, json_t *ops, const char *filter)
+{
+	DbQuery		q[8];
+	PGresult   *res[8] = {NULL};
+	int			n = start_queries(c, q, true);
+	char	   *ops_text = json_dumps(ops, JSON_COMPACT);
+	DbError		err = {{0}};
+
+	q[n++] = (DbQuery)
+	{
+		Q_LOCK, 3,
+		{
+			c->app, type_name(c), c->id
+		}
+	};
+	read_one_query(c, &q[n++], filter, false);
+	q[n++] = (DbQuery)
+	{
+		Q_APPLY, 2,
+		{
+			c->app, ops_text
+		}
+	};
+	q[n++] = (DbQuery)
+	{
+		"COMMIT", 0,
+		{
+			NULL
+		}
+	};
+	if (!db_run(c->db, q, n, res, &err))
+	{
+		if (err.index == 4 && strncmp(err.sqlstate, "22", 2) == 0)
+			scim_error(c->resp, 404, NULL, "no such group");
+		else
+			db_fail(c, &err, false);
+		db_error_clear(&err);
+	}
+	else
+	{
+		take_token_name(c, res[1]);
+		if (PQntuples(res[4]) == 0 || PQgetisnull(res[4], 0, 1))
+			scim_error(c->resp, 404, NULL, "no such group");
+		else
+		{
+			c->resp->status = 204;
+			free(c->resp->body);
+			c->resp->body = NULL;
+		}
+	}
+	clear_results(res, 8);
+	free(ops_text);
 }
 
 /*
@@ -2001,8 +2185,23 @@ write_resource(Ctx *c)
 	bool		is_delete = strcmp(c->req->method, "DELETE") == 0;
 	bool		is_put = strcmp(c->req->method, "PUT") == 0;
 
+	if (filter == NULL)
+	{
+		scim_error(c->resp, 404, NULL, "no such resource");
+		return;
+	}
 	if (!is_delete && (body = parse_body(c)) == NULL)
+	{
+		check_token(c);
 		goto out;
+	}
+	if (!c->users && !is_delete && !is_put && c->req->if_match == NULL &&
+		!(c->req->attributes && *c->req->attributes) &&
+		(ops = member_only_ops(body, c->id)) != NULL)
+	{
+		patch_members(c, ops, filter);
+		goto out;
+	}
 	q[n++] = (DbQuery)
 	{
 		Q_LOCK, 3,
@@ -2140,7 +2339,10 @@ create_resource(Ctx *c)
 	char	   *new_id = NULL;
 
 	if (body == NULL)
+	{
+		check_token(c);
 		return;
+	}
 	want = patch_canon_resource(body, c->users);
 	{
 		json_t	   *nm = json_object_get(want, c->users ? "userName" : "displayName");
@@ -2291,6 +2493,20 @@ out:
 
 /* ---- entry point ---- */
 
+/* Is s valid UTF-8 with no control characters (an app name or an id from the URL)? */
+static bool
+valid_text(const char *s)
+{
+	json_t	   *j = json_string(s);
+	bool		ok = j != NULL;
+
+	json_decref(j);
+	for (; ok && *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			ok = false;
+	return ok;
+}
+
 /*
  * Serve one request under /scim/v2/: route, check the token's presence,
  * take a pooled connection and hand over to the operation.
@@ -2315,6 +2531,11 @@ scim_handle(const ScimRequest *req, ScimResponse *resp)
 	}
 	c.app = strndup(req->path, slash - req->path);
 	rest = strdup(slash + 1);
+	if (!valid_text(c.app))
+	{
+		scim_error(resp, 404, NULL, "no such application");
+		goto out;
+	}
 	rl = strlen(rest);
 	while (rl > 0 && rest[rl - 1] == '/')
 		rest[--rl] = '\0';
@@ -2368,6 +2589,11 @@ scim_handle(const ScimRequest *req, ScimResponse *resp)
 				goto out;
 			}
 			c.id = strdup(idp + 1);
+			if (!valid_text(c.id) || strlen(c.id) > 1000)
+			{
+				scim_error(resp, 404, NULL, c.users ? "no such user" : "no such group");
+				goto out;
+			}
 		}
 	}
 	if ((c.id == NULL && strcmp(m, "GET") != 0 && strcmp(m, "POST") != 0) ||
