@@ -117,8 +117,10 @@ start_gateway() {
 }
 
 # SIGTERM: the gateway finishes what is in flight and exits 0 promptly.
+# With a URL, the signal comes while a request is half sent (scim_test.py
+# --drain), which must still be answered.
 stop_gateway() {
-	local what=$1 i rc
+	local what=$1 url=${2:-} i rc
 	[ -n "$gateway_pid" ] || return 0
 	if ! kill -0 "$gateway_pid" 2>/dev/null; then
 		wait "$gateway_pid"
@@ -127,7 +129,11 @@ stop_gateway() {
 		gateway_pid=
 		return
 	fi
-	kill -TERM "$gateway_pid"
+	if [ -n "$url" ]; then
+		$python test/scim/scim_test.py --drain --url "$url" || status=1
+	else
+		kill -TERM "$gateway_pid"
+	fi
 	for i in $(seq 1 100); do
 		kill -0 "$gateway_pid" 2>/dev/null || break
 		sleep 0.1
@@ -184,7 +190,7 @@ if start_gateway "$gateway" "$work/plain.log" http --listen "127.0.0.1:$port" \
 		--run plain --db-restart || status=1
 	timeout 300 $python test/scim/fuzz.py --url "http://127.0.0.1:$port" \
 		--requests "${SCIM_FUZZ_REQUESTS:-10000}" || status=1
-	stop_gateway "plain HTTP"
+	stop_gateway "plain HTTP" "http://127.0.0.1:$port"
 	check_log "plain HTTP" "$work/plain.log"
 else
 	status=1
@@ -217,7 +223,7 @@ if test/receiver/make-certs.sh "$work/certs" >"$work/certs.log" 2>&1; then
 	if start_gateway "$gateway" "$work/tls.log" https --config "$work/gateway.conf"; then
 		timeout 300 $python test/scim/scim_test.py --url "https://127.0.0.1:$port" \
 			--run tls --tls-checks || status=1
-		stop_gateway "TLS"
+		stop_gateway "TLS" "https://127.0.0.1:$port"
 		check_log "TLS" "$work/tls.log"
 	else
 		status=1

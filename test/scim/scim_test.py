@@ -1755,6 +1755,51 @@ def t_tls_reload():
     eq(T.c.get("Users", count="1").status, 200, "requests after reloads")
 
 
+# ---------------------------------------------------------------- SIGTERM
+
+def drain(url):
+    """A request in flight when SIGTERM arrives (its headers and half its body
+    sent) is finished: the rest of the body is read and answered.  Then the
+    gateway exits by itself; run.sh checks how and how fast."""
+    global T
+    T = Ctx()
+    T.url = url.rstrip("/")
+    T.https = T.url.startswith("https:")
+    T.tokens = load_tokens()
+    c = Client(T.url, T.tokens["suite"]["token"], "acme")
+    T.host, T.port = c.host, c.port
+    pid = int(os.environ["SCIM_GATEWAY_PID"])
+    body = json.dumps(user_body("drain-%d" % random.randrange(10 ** 9))).encode()
+    head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/scim+json\r\nContent-Length: %d\r\n\r\n"
+            % (c.path("Users"), T.tokens["suite"]["token"], len(body))).encode()
+    s = raw_connect()
+    s.sendall(head + body[:10])
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGTERM)
+    time.sleep(0.5)
+    status = None
+    try:
+        s.sendall(body[10:])
+        s.settimeout(10)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        if data.startswith(b"HTTP/1."):
+            status = int(data.split()[1])
+    except OSError as e:
+        data = repr(e).encode()
+    s.close()
+    if status == 201:
+        print("ok - SIGTERM: the request in flight was finished (201)")
+        return 0
+    print("not ok - SIGTERM: the request in flight got %r" % data[:200])
+    return 1
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -1765,7 +1810,11 @@ def main():
     ap.add_argument("--db-restart", action="store_true")
     ap.add_argument("--tls-checks", action="store_true")
     ap.add_argument("--healthz")
+    ap.add_argument("--drain", action="store_true",
+                    help="SIGTERM the gateway (SCIM_GATEWAY_PID) while a request is in flight")
     a = ap.parse_args()
+    if a.drain:
+        return drain(a.url)
     if a.healthz:
         try:
             r = Client(a.healthz, timeout=2).request("GET", "/healthz", auth=False)
