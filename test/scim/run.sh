@@ -21,6 +21,7 @@ cd "$(dirname "$0")/../.."
 root=$(pwd)
 
 python=/usr/bin/python3
+export PYTHONDONTWRITEBYTECODE=1	# no __pycache__ in the source tree
 db=scim_test
 work=$(mktemp -d)
 chmod 755 "$work"
