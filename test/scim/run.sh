@@ -157,7 +157,8 @@ stop_gateway() {
 # error messages are shown, to tell a gateway bug from a suite bug.
 check_log() {
 	local what=$1 log=$2 leaked=0 tok
-	grep -E ' 5[0-9][0-9] [0-9]+ms|rror' "$log" | head -n 20 | sed "s/^/# $what gateway log: /"
+	grep -E ' 5[0-9][0-9] [0-9]+ms|internal|SQLSTATE|ERROR' "$log" | grep -v 'Error processing request' |
+		head -n 20 | sed "s/^/# $what gateway log: /"
 	for tok in $(grep -o 'ctk_[A-Za-z0-9_-]*' "$tokens" "$work"/extra-tokens 2>/dev/null | sed 's/^[^:]*://'); do
 		if grep -qF "$tok" "$log"; then
 			leaked=1
