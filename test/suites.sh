@@ -39,4 +39,7 @@ test/docs/run.sh || status=1
 # The interop suite: the documented calls through pgjdbc, psqlODBC, psycopg2,
 # psycopg 3 and node-postgres, as the identity platforms make them.
 test/interop/run.sh || status=1
+
+# The SCIM suite: connector-gateway over HTTP and TLS as the platforms call it, then fuzzed.
+test/scim/run.sh || status=1
 exit $status
