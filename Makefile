@@ -32,7 +32,8 @@ PG_CONFIG ?= pg_config
 SHLIB_LINK += -lcurl -ljansson -lcrypto
 PG_CFLAGS += -Werror -Wall -Wmissing-prototypes
 
-EXTRA_CLEAN = test/results
+EXTRA_CLEAN = test/results gateway/connector-gateway gateway/connector-gateway-asan \
+	gateway/test_filter
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
@@ -41,6 +42,21 @@ endif
 
 sql/connector--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $(SQL_PARTS) > $@
+
+# connector-gateway, the SCIM service provider (gateway/), built and
+# installed next to the extension into pg_config's bindir.
+all: gateway/connector-gateway
+
+gateway/connector-gateway: $(wildcard gateway/*.c gateway/*.h)
+	$(MAKE) -C gateway PG_CONFIG=$(PG_CONFIG) connector-gateway
+
+install: install-gateway
+
+install-gateway: gateway/connector-gateway
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) gateway/connector-gateway '$(DESTDIR)$(bindir)/connector-gateway'
+
+.PHONY: install-gateway
 
 .PHONY: deps test demo bench
 

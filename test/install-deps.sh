@@ -2,6 +2,7 @@
 # Install the Debian packages the build and the test suites need, when missing.
 set -euo pipefail
 pkgs=(postgresql-server-dev-15 libcurl4-openssl-dev libjansson-dev libssl-dev
+      libmicrohttpd-dev libpq-dev libgnutls28-dev
       postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
       postgresql-common python3 openssl
       libpostgresql-jdbc-java default-jdk-headless python3-psycopg2 python3-psycopg

@@ -176,7 +176,12 @@ SET search_path = pg_catalog, pg_temp AS $$
 		'entitlement_name_column', m->'entitlements'->'name',
 		'writable', to_jsonb(@extschema@._writable_columns(m, false)),
 		'entitlement_writable', CASE WHEN m ? 'entitlements'
-									 THEN to_jsonb(@extschema@._entitlement_writable(m, false)) END)
+									 THEN to_jsonb(@extschema@._entitlement_writable(m, false)) END,
+		-- the columns update_account/update_entitlement take for a rename
+		-- (userName, displayName) and a userType change
+		'name_column', m->'accounts'->>'name',
+		'kind_column', m->'accounts'->>'kind',
+		'entitlement_name_column', m->'entitlements'->>'name')
 $$;
 
 CREATE FUNCTION @extschema@.scim_mapping(app text) RETURNS jsonb

@@ -110,7 +110,8 @@ SELECT is(connector.scim_mapping('scim'),
 			"name_column": "login", "kind_column": "account_type", "entitlement_name_column": "name",
 			"writable": ["Department Name", "account_type", "active", "email", "family", "given", "login",
 						 "owner_id", "score"],
-			"entitlement_writable": ["description", "is_admin", "name"]}'::jsonb,
+			"entitlement_writable": ["description", "is_admin", "name"],
+			"name_column": "login", "kind_column": "account_type", "entitlement_name_column": "name"}'::jsonb,
 		  'scim_mapping: what the gateway needs');
 SELECT is(pg_temp.err($$SELECT connector.scim_mapping('nope')$$), '42704 application "nope" is not registered',
 		  'scim_mapping: unknown app');
