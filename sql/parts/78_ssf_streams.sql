@@ -667,6 +667,7 @@ CREATE FUNCTION @extschema@.ssf_subject_add(app text, stream_id text, subject js
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
 	p_subject ALIAS FOR $3;
 	s @extschema@.ssf_stream := @extschema@._ssf_stream($1, $2);
@@ -707,6 +708,7 @@ CREATE FUNCTION @extschema@.ssf_subject_remove(app text, stream_id text, subject
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
 DECLARE
 	p_subject ALIAS FOR $3;
 	s @extschema@.ssf_stream := @extschema@._ssf_stream($1, $2);
