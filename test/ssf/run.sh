@@ -3,7 +3,8 @@
 # connector._sets() and verified with JOSE code independent of the
 # extension (test/ssf/verify.py: Python's cryptography and PyJWT, both from
 # Debian); then the transmitter's HTTP side through the gateway
-# (test/ssf/gateway_test.py).  Runs inside pg_virtualenv (PG* variables point at the cluster, as
+# (test/ssf/gateway_test.py).  Runs inside pg_virtualenv (PG* variables
+# point at the cluster, as
 # a superuser), from test/suites.sh, on a database of its own.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
