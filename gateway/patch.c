@@ -206,8 +206,20 @@ mv_add(json_t *arr, json_t *value)
 		if (json_is_null(x))
 			continue;
 		json_array_foreach(arr, j, y)
+		{
+			json_t	   *tx = json_is_object(x) ? json_object_get(x, "type") : NULL;
+			json_t	   *ty = json_is_object(y) ? json_object_get(y, "type") : NULL;
+
 			if (same_value(x, y) || json_equal(x, y))
-			dup = true;
+				dup = true;
+			else if (json_is_string(tx) && json_is_string(ty) &&
+					 strcasecmp(json_string_value(tx), json_string_value(ty)) == 0)
+			{
+				/* one value per type: a new work email replaces the old one */
+				merge_into(y, x);
+				dup = true;
+			}
+		}
 		if (!dup)
 			json_array_append(arr, x);
 	}

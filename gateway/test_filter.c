@@ -200,6 +200,9 @@ main(void)
 				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails[value eq \\\"x\\\"].type\",\"value\":\"work\"}]}", true, "400 noTarget");
 	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
 				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"userName[\",\"value\":\"x\"}]}", true, "400 invalidPath");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"emails\":[{\"type\":\"work\",\"value\":\"a@x\"}]}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"work\",\"value\":\"b@x\"},{\"type\":\"home\",\"value\":\"h@x\"}]}]}", true,
+				"{\"emails\":[{\"type\":\"work\",\"value\":\"b@x\"},{\"type\":\"home\",\"value\":\"h@x\"}],\"id\":\"1\",\"userName\":\"a\"}");
 	printf("%d of %d tests failed\n", failures, tests);
 	return failures ? 1 : 0;
 }
