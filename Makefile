@@ -20,6 +20,7 @@ OBJS = \
 	src/sign.o \
 	src/jose.o \
 	src/set_render.o \
+	src/ssf_stream.o \
 	src/webhook_json.o \
 	src/reconcile.o \
 	src/logfilter.o

@@ -159,10 +159,17 @@ typedef struct ScimResponse
 	bool		www_authenticate;
 	int			retry_after;
 	char		token_name[201];
+	const char *content_type;	/* NULL: application/scim+json */
 } ScimResponse;
 
 extern void scim_handle(const ScimRequest *req, ScimResponse *resp);
 extern void scim_error(ScimResponse *resp, int status, const char *scim_type, const char *detail);
 extern void scim_response_free(ScimResponse *resp);
+
+/* in ssf.c: the Shared Signals transmitter endpoints (spec section 12) */
+struct MHD_Connection;
+extern bool ssf_route(const char *url);
+extern void ssf_handle(struct MHD_Connection *conn, const char *url, const char *method,
+					   const char *body, size_t body_len, ScimResponse *resp);
 
 #endif							/* CONNECTOR_GATEWAY_H */

@@ -231,7 +231,7 @@ send_response(struct MHD_Connection *conn, Request *rq, ScimResponse *sr)
 
 	r = MHD_create_response_from_buffer(len, sr->body ? sr->body : "", MHD_RESPMEM_MUST_COPY);
 	if (sr->body)
-		MHD_add_response_header(r, "Content-Type", JSON_TYPE);
+		MHD_add_response_header(r, "Content-Type", sr->content_type ? sr->content_type : JSON_TYPE);
 	if (sr->etag)
 		MHD_add_response_header(r, "ETag", sr->etag);
 	if (sr->location)
@@ -349,6 +349,8 @@ handler(void *cls, struct MHD_Connection *conn, const char *url, const char *met
 			sr.retry_after = 5;
 		}
 	}
+	else if (ssf_route(url))
+		ssf_handle(conn, url, method, rq->body, rq->len, &sr);
 	else if (strncmp(url, "/scim/v2/", 9) == 0)
 	{
 		ScimRequest req;

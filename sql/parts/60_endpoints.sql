@@ -12,7 +12,15 @@ CREATE TABLE @extschema@.endpoint (
 	headers			jsonb NOT NULL DEFAULT '{}',	-- extra static headers, name -> value
 	types			text[],				-- NULL: every event type
 	ordered			boolean NOT NULL DEFAULT true,
-	state			text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'disabled')),
+	-- webhook: Standard Webhooks messages; set: Security Event Tokens of an
+	-- SSF stream (78_ssf_streams.sql), pushed (RFC 8935) or polled (RFC 8936)
+	format			text NOT NULL DEFAULT 'webhook' CHECK (format IN ('webhook', 'set')),
+	delivery		text NOT NULL DEFAULT 'push' CHECK (delivery IN ('push', 'poll')),
+	-- active: the dispatcher pushes; polled: a receiver polls (never pushed);
+	-- paused: events wait; disabled: after a 410, or an SSF stream's receiver
+	-- disabled it (its events are then dropped)
+	state			text NOT NULL DEFAULT 'active'
+					CHECK (state IN ('active', 'polled', 'paused', 'disabled')),
 	disabled_reason	text,
 	cursor			bigint NOT NULL,	-- last position delivered or dead-lettered
 	last_success	timestamptz,
@@ -564,8 +572,10 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	e @extschema@.endpoint := @extschema@._endpoint($1, $2);
 BEGIN
+	-- a polled SSF stream is never pushed: it goes back to being polled
 	UPDATE @extschema@.endpoint x
-	   SET state = 'active', disabled_reason = NULL, consecutive_failures = 0, next_attempt = NULL
+	   SET state = CASE WHEN x.delivery = 'poll' THEN 'polled' ELSE 'active' END,
+		   disabled_reason = NULL, consecutive_failures = 0, next_attempt = NULL
 	 WHERE x.id = e.id;
 	-- retry what was waiting at once
 	UPDATE @extschema@.pending p SET next_attempt = now() WHERE p.endpoint_id = e.id;
