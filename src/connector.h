@@ -46,6 +46,7 @@ extern const ConnectorOrigin *ConnectorCurrentOrigin(void);
 extern bool ConnectorOriginStatementBegin(void);
 extern void ConnectorOriginStatementEnd(void);
 extern const char *ConnectorOriginClient(uint64 *generation);
+extern const char *ConnectorOriginClientApp(void);
 
 /* in owner.c */
 typedef struct ConnectorSavedRole

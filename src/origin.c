@@ -55,8 +55,9 @@ static int	origin_depth = 0;
 static ConnectorOrigin no_origin = {false, "direct", NULL, NULL, InvalidOid, 0};
 static uint64 origin_generation = 0;
 
-/* the transaction's client mark ("scim:<token name>"), or NULL */
+/* the transaction's client mark ("scim:<token name>") and its app, or NULL */
 static char *origin_client = NULL;
+static char *origin_client_app = NULL;
 static SubTransactionId origin_client_subid = InvalidSubTransactionId;
 static uint64 origin_client_generation = 0;
 
@@ -83,6 +84,9 @@ OriginClientClear(void)
 		return;
 	pfree(origin_client);
 	origin_client = NULL;
+	if (origin_client_app)
+		pfree(origin_client_app);
+	origin_client_app = NULL;
 	origin_client_subid = InvalidSubTransactionId;
 	origin_client_generation++;
 }
@@ -285,6 +289,17 @@ ConnectorOriginClient(uint64 *generation)
 }
 
 /*
+ * The application whose token set the client mark, or NULL: a token is
+ * valid for its one app, so whatever acts for "the token's holder" (the SSF
+ * stream functions) must check this, not just the token name.
+ */
+const char *
+ConnectorOriginClientApp(void)
+{
+	return origin_client ? origin_client_app : NULL;
+}
+
+/*
  * connector._origin_begin(via text, operation text, request_id text)
  *
  * Marks the changes that follow, until _origin_end(), as made by the platform
@@ -343,10 +358,11 @@ connector_origin_end(PG_FUNCTION_ARGS)
 }
 
 /*
- * connector._origin_client(client text)
+ * connector._origin_client(client text, app text)
  *
  * Marks the rest of the current transaction as acting for a client of the
- * platform (the SCIM gateway's "scim:<token name>"); NULL drops the mark.
+ * platform (the SCIM gateway's "scim:<token name>") holding a token of app;
+ * NULL drops the mark.
  * Only connector.scim_session() calls it, once it has checked a token.
  */
 Datum
@@ -368,6 +384,9 @@ connector_origin_client(PG_FUNCTION_ARGS)
 	if (client[0] == '\0' || strlen(client) > 256)
 		elog(ERROR, "_origin_client: client must be 1 to 256 bytes long");
 	origin_client = MemoryContextStrdup(TopMemoryContext, client);
+	if (!PG_ARGISNULL(1))
+		origin_client_app = MemoryContextStrdup(TopMemoryContext,
+												text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	origin_client_subid = GetCurrentSubTransactionId();
 	origin_client_generation++;
 	PG_RETURN_VOID();

@@ -26,10 +26,11 @@
 PG_FUNCTION_INFO_V1(connector_ssf_receiver);
 
 /*
- * connector._ssf_receiver() returns text
+ * connector._ssf_receiver(app text) returns text
  *
  * The token name of the transaction's SCIM session, or NULL when
- * scim_session has not been called in it.  Superuser-only in C as well as
+ * scim_session has not been called in it or checked a token of another
+ * application (a receiver named "okta" of one app is not "okta" of another).  Superuser-only in C as well as
  * by privilege, like the marks it reads: the stream functions call it as
  * the extension's owner.
  */
@@ -38,6 +39,7 @@ connector_ssf_receiver(PG_FUNCTION_ARGS)
 {
 	uint64		generation;
 	const char *client;
+	const char *app;
 
 	if (!superuser())
 		ereport(ERROR,
@@ -45,7 +47,9 @@ connector_ssf_receiver(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for function _ssf_receiver"),
 				 errdetail("Only the connector API may read the client of a transaction.")));
 	client = ConnectorOriginClient(&generation);
-	if (client == NULL || strncmp(client, "scim:", 5) != 0)
+	app = ConnectorOriginClientApp();
+	if (client == NULL || strncmp(client, "scim:", 5) != 0 || app == NULL ||
+		PG_ARGISNULL(0) || strcmp(app, text_to_cstring(PG_GETARG_TEXT_PP(0))) != 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(client + 5));
 }

@@ -45,7 +45,7 @@ LANGUAGE C VOLATILE;
 -- it has checked a bearer token, and every event captured until the
 -- transaction ends carries origin.client.  Superuser-only in C as well as by
 -- privilege.
-CREATE FUNCTION @extschema@._origin_client(client text)
+CREATE FUNCTION @extschema@._origin_client(client text, app text DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'connector_origin_client'
 LANGUAGE C VOLATILE;

@@ -135,7 +135,7 @@ BEGIN
 		RAISE EXCEPTION 'invalid bearer token'
 			USING ERRCODE = 'invalid_authorization_specification', DETAIL = why;
 	END IF;
-	PERFORM @extschema@._origin_client('scim:' || t.name);
+	PERFORM @extschema@._origin_client('scim:' || t.name, t.app);
 	-- at most once a minute, never waiting for another request's update,
 	-- and not in a read-only transaction (a hot standby serves reads too)
 	IF NOT current_setting('transaction_read_only')::boolean THEN

@@ -71,11 +71,11 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.ssf_set_seq_seq', '');
 
 REVOKE ALL ON @extschema@.ssf_stream, @extschema@.ssf_subject, @extschema@.ssf_set FROM PUBLIC;
 
-CREATE FUNCTION @extschema@._ssf_receiver() RETURNS text
+CREATE FUNCTION @extschema@._ssf_receiver(app text) RETURNS text
 AS 'MODULE_PATHNAME', 'connector_ssf_receiver'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION @extschema@._ssf_receiver() IS
-	'Internal: the token name of the transaction''s SCIM session, or NULL.';
+COMMENT ON FUNCTION @extschema@._ssf_receiver(text) IS
+	'Internal: the token name of the transaction''s SCIM session for app, or NULL.';
 
 -- The SET event types and the events of spec section 6 that give them
 -- (src/set_render.c, docs/ssf.md): what a stream can deliver, and the
@@ -215,7 +215,7 @@ DECLARE
 	r text;
 BEGIN
 	PERFORM @extschema@._mapping(p_app);
-	r := @extschema@._ssf_receiver();
+	r := @extschema@._ssf_receiver(p_app);
 	IF r IS NULL OR NOT EXISTS (SELECT 1 FROM @extschema@.token t
 								 WHERE t.app = p_app AND t.name = r AND t.revoked IS NULL
 								   AND (t.expires IS NULL OR t.expires > now())) THEN

@@ -552,7 +552,7 @@ SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname::text) FROM pg_pr
 								'scim_entitlements', '_origin_client', '_filter_compile', '_filter_sql')
 			  AND has_function_privilege('connector_admin', p.oid, 'EXECUTE')),
 		  ARRAY['add_token', 'revoke_token'], 'connector_admin: the token administration');
-SELECT ok(NOT has_function_privilege('public', 'connector._origin_client(text)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', 'connector._origin_client(text,text)', 'EXECUTE'),
 		  'no role may set the client mark');
 SELECT ok(NOT has_table_privilege('connector_admin', 'connector.token', 'SELECT')
 		  AND NOT has_table_privilege('connector_platform', 'connector.token', 'SELECT'), 'no role reads the token table');

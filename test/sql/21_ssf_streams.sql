@@ -23,7 +23,7 @@ SET ROLE regress_platform;
 SELECT throws_ok($$SELECT connector.ssf_stream_get('crm')$$, '28000',
 				 'no bearer token of application "crm" was checked in this transaction',
 				 'without scim_session in the transaction: 28000');
-SELECT throws_ok($$SELECT connector._ssf_receiver()$$, '42501', NULL,
+SELECT throws_ok($$SELECT connector._ssf_receiver('x')$$, '42501', NULL,
 				 'the platform role cannot read the client mark');
 SELECT throws_ok($$SELECT * FROM connector.ssf_set$$, '42501', NULL, 'nor the waiting SETs');
 SELECT throws_ok($$SELECT * FROM connector.ssf_stream$$, '42501', NULL, 'nor the streams table');
