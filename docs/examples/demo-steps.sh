@@ -76,6 +76,8 @@ sql -c 'CREATE EXTENSION connector'
 sql -c "SELECT extname, extversion FROM pg_extension WHERE extname = 'connector'"
 
 step "3. The DBA maps the application with one call"
+say "(One index for the SCIM gateway's case-insensitive userName look-ups, see docs/scim.md.)"
+sql -c 'CREATE INDEX ON "Finance Ledger".users (lower(login))'
 say "The mapping (docs/examples/mapping.json) names the tables and columns; nothing in the application changes."
 sql -v spec="$(cat "$here/mapping.json")" <<'SQL'
 \o /dev/null
@@ -436,7 +438,82 @@ $$;
 SQL
 say "the grant ended on time, with an access.revoked event whose origin is \"expiry\""
 
-step "22. Push: every change reached the platform as a signed webhook"
+step "22. SCIM: Okta and Entra ID provision the Ledger through connector-gateway"
+say "The DBA gives the gateway a login with the platform role, and the platform a token (shown once)."
+say "(Plain HTTP on loopback for the demo; in production the gateway serves TLS, see docs/scim.md.)"
+sql <<'SQL'
+CREATE ROLE scim_gateway LOGIN PASSWORD 'demo-gateway';
+GRANT connector_platform TO scim_gateway;
+SQL
+token=$(sql -tA -c "SELECT connector.add_token('ledger', 'okta-scim')")
+say "token for okta-scim: ${token:0:8}… (only its hash is stored)"
+sql -c "SELECT app, name, expires, revoked FROM connector.tokens"
+gwport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$(pg_config --bindir)/connector-gateway" --listen "127.0.0.1:$gwport" --insecure-http --pool 2 \
+	--database "host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$PGDATABASE user=scim_gateway password=demo-gateway" \
+	2>"$rxdir/gateway.log" &
+gwpid=$!
+trap 'kill $gwpid 2>/dev/null || true' EXIT
+for i in $(seq 50); do curl -fs "http://127.0.0.1:$gwport/healthz" >/dev/null && break; sleep 0.1; done
+scim_base="http://127.0.0.1:$gwport/scim/v2/ledger"
+since=$(feed_end)
+# One SCIM call as the platform makes it; prints "STATUS BODY" (body shortened).
+scim() {
+	local method=$1 path=$2 body=${3:-}
+	curl -s -o "$rxdir/scim.json" -w '%{http_code}' -X "$method" "$scim_base$path" \
+		-H "Authorization: Bearer $token" -H 'Content-Type: application/scim+json' \
+		${body:+--data "$body"}
+}
+show() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("     " + json.dumps(d)[:300])' "$rxdir/scim.json" 2>/dev/null || true; }
+expect() { [ "$1" = "$2" ] || { say "expected HTTP $2, got $1:"; cat "$rxdir/scim.json"; exit 1; }; }
+
+say "Okta looks a user up by userName:"
+code=$(scim GET '/Users?filter=userName%20eq%20%22a.martin%22&startIndex=1&count=100'); expect "$code" 200; show
+say "Okta creates f.ng:"
+code=$(scim POST /Users '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"f.ng","name":{"formatted":"Fay Ng"},"emails":[{"type":"work","value":"fay.ng@example.com","primary":true}],"active":true}')
+expect "$code" 201; show
+newid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$rxdir/scim.json")
+say "Okta pushes a group membership: f.ng joins ledger.viewer (group 1):"
+code=$(scim PATCH /Groups/1 '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"'"$newid"'"}]}]}')
+case "$code" in 200|204) ;; *) expect "$code" 204 ;; esac
+say "Entra ID removes her from it again, in its own dialect (capitalised op, \"\$ref\": null):"
+code=$(scim PATCH /Groups/1 '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Remove","path":"members","value":[{"$ref":null,"value":"'"$newid"'"}]}]}')
+case "$code" in 200|204) ;; *) expect "$code" 204 ;; esac
+say "Okta deactivates f.ng with a path-less replace:"
+code=$(scim PATCH /Users/$newid '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}')
+expect "$code" 200; show
+say "A wrong token gets 401:"
+code=$(curl -s -o "$rxdir/scim.json" -w '%{http_code}' "$scim_base/Users/1" -H 'Authorization: Bearer ctk_wrong'); expect "$code" 401; show
+say "Each change is in the event stream, with the gateway's token as its client:"
+sql -v since="$since" <<'SQL'
+SET ROLE okta_agent;
+SELECT event->>'type' AS type, event#>>'{data,account,name}' AS account,
+	   event#>>'{data,entitlement,name}' AS entitlement,
+	   event#>>'{data,origin,via}' AS via, event#>>'{data,origin,client}' AS client
+  FROM connector.changes('ledger', :since) ORDER BY position;
+SQL
+sql -v since="$since" <<'SQL'
+SET ROLE okta_agent;
+SET demo.since = :'since';
+DO $$
+DECLARE
+	want text[] := ARRAY['account.created', 'access.granted', 'access.revoked', 'account.disabled'];
+	got text[];
+BEGIN
+	SELECT array_agg(event->>'type' ORDER BY position) INTO got
+	  FROM connector.changes('ledger', current_setting('demo.since')::bigint)
+	 WHERE event#>>'{data,origin,via}' = 'platform' AND event#>>'{data,origin,client}' = 'scim:okta-scim';
+	IF NOT got @> want THEN
+		RAISE EXCEPTION 'SCIM changes missing from the feed: got %', got;
+	END IF;
+END
+$$;
+SQL
+say "checked: create, group add, group remove and deactivate are events with origin scim:okta-scim"
+say "the gateway's request log (no token in it):"
+sed 's/^/     /' "$rxdir/gateway.log" | tail -n 8
+
+step "23. Push: every change reached the platform as a signed webhook"
 say "Since step 8 the dispatcher has pushed each event to the receiver, in order, as it was committed."
 want=$(sql -tA -v start="$start" <<'SQL'
 SET ROLE okta_agent;
