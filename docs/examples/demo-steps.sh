@@ -541,4 +541,26 @@ if len(ok) < int(sys.argv[2]) or not all(e["verified"] for e in ok):
 PY
 say "$want events, $want signed messages, every signature verified by the receiver"
 
+step "24. Shared Signals: a receiver gets the same changes as signed Security Event Tokens"
+say "The DBA gives the Ledger a signing key; an SSF receiver (Okta ITP, SGNL, SailPoint...) holds a token."
+sql -c "SELECT connector.add_signing_key('ledger') AS kid" -c "SELECT app, alg, state FROM connector.signing_keys"
+ssftoken=$(sql -tA -c "SELECT connector.add_token('ledger', 'sgnl-ssf')")
+say "The receiver reads the transmitter's metadata, creates a poll stream and asks for verification:"
+python3 "$here/ssf_receiver.py" setup "http://127.0.0.1:$gwport" "$ssftoken" "$rxdir/ssf.json"
+say "The platform disables b.okafor; the application grants svc-bank-feed ledger.admin by itself (shadow access):"
+sql <<'SQL'
+SET ROLE okta_agent;
+SELECT connector.disable('ledger', '2', request_id => 'req-1007') AS result;
+RESET ROLE;
+SET ROLE ledger_app;
+INSERT INTO "Finance Ledger".memberships (user_id, role_id) VALUES (21, 9) ON CONFLICT DO NOTHING;
+SQL
+say "The receiver polls (RFC 8936) and verifies each SET against the JWK Set from the gateway:"
+python3 "$here/ssf_receiver.py" poll "http://127.0.0.1:$gwport" "$ssftoken" "$rxdir/ssf.json" | tee "$rxdir/ssf.out"
+for want in account-disabled session-revoked 'prov:patch:notice'; do
+	grep -q "verified $want" "$rxdir/ssf.out" || grep -q "verified .*$want" "$rxdir/ssf.out" ||
+		{ say "no verified $want SET"; exit 1; }
+done
+say "checked: the disable became RISC account-disabled and CAEP session-revoked, the shadow grant a SCIM prov:patch:notice on its group"
+
 printf '\n== Done.\n'
