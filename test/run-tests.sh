@@ -6,6 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
+# The gateway's parser and PATCH unit tests (no cluster needed).
+make -s -C gateway check || status=1
 pg_virtualenv -o 'shared_preload_libraries=connector' test/suites.sh || status=1
 test/run-tap.sh || status=1
 exit $status
