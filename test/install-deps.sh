@@ -7,7 +7,8 @@ pkgs=(postgresql-server-dev-15 libcurl4-openssl-dev libjansson-dev libssl-dev
       postgresql-common python3 openssl
       libpostgresql-jdbc-java default-jdk-headless python3-psycopg2 python3-psycopg
       odbc-postgresql unixodbc python3-pyodbc
-      python3-cryptography python3-jwt)
+      python3-cryptography python3-jwt
+      curl wrk)   # curl: make demo; wrk: the load generator of test/bench/scim.sh
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
