@@ -1540,7 +1540,7 @@ def t_concurrent_members():
              for i in range(rounds)]
     pos = end_position()
     clients = [Client(T.url, T.tokens["racer1"]["token"], "acme"),
-               Client(T.url, T.tokens["racer2"]["token"], "acme")]
+               Client(T.url2, T.tokens["racer2"]["token"], "acme")]
     barrier = threading.Barrier(2)
     failures = []
 
@@ -1598,7 +1598,7 @@ def t_concurrent_if_match():
     # gets 412 (the read-modify-write is serialised, RFC 7644 section 3.14)
     uid = mkuser(T.run + "-ifm", given="G0")
     c1 = Client(T.url, T.tokens["racer1"]["token"], "acme")
-    c2 = Client(T.url, T.tokens["racer2"]["token"], "acme")
+    c2 = Client(T.url2, T.tokens["racer2"]["token"], "acme")
     tally = []
     for i in range(15):
         v = T.c.get("Users/" + uid).header("etag")
@@ -1621,7 +1621,7 @@ def t_concurrent_replace_members():
     a = [mkuser("%s-ra-%d" % (T.run, i)) for i in range(4)]
     b = [mkuser("%s-rb-%d" % (T.run, i)) for i in range(4)]
     c1 = Client(T.url, T.tokens["racer1"]["token"], "acme")
-    c2 = Client(T.url, T.tokens["racer2"]["token"], "acme")
+    c2 = Client(T.url2, T.tokens["racer2"]["token"], "acme")
     for i in range(10):
         out = race([
             lambda: c1.patch("Groups/" + gid, patch([{"op": "replace", "path": "members",
@@ -1868,6 +1868,7 @@ def main():
     global T
     ap = argparse.ArgumentParser()
     ap.add_argument("--url")
+    ap.add_argument("--url2", help="a second gateway on the same database, for racer2")
     ap.add_argument("--run", default="run")
     ap.add_argument("--db-restart", action="store_true")
     ap.add_argument("--tls-checks", action="store_true")
@@ -1887,6 +1888,7 @@ def main():
     T = Ctx()
     T.t0 = time.monotonic()
     T.url = a.url.rstrip("/")
+    T.url2 = (a.url2 or a.url).rstrip("/")
     T.https = T.url.startswith("https:")
     T.tokens = load_tokens()
     T.run = a.run + "".join(random.choice(string.ascii_lowercase) for _ in range(5))
