@@ -483,16 +483,20 @@ SET search_path = pg_catalog, pg_temp AS $$
 	) s WHERE c IS NOT NULL
 $$;
 
--- Check the attributes object of create/update_account: keys among the
--- writable columns, values that parse as their column's type.  Returns the
--- column names and the values as text (NULL for JSON null).
-CREATE FUNCTION @extschema@._account_values(m jsonb, attrs jsonb, creating boolean,
-											OUT cols text[], OUT vals text[])
+-- Check the attributes object of create/update_account (section
+-- 'accounts') or create/update_entitlement ('entitlements'): keys among the
+-- section's writable columns, values that parse as their column's type.
+-- Returns the column names and the values as text (NULL for JSON null).
+CREATE FUNCTION @extschema@._row_values(m jsonb, section text, attrs jsonb, creating boolean,
+										OUT cols text[], OUT vals text[])
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	rel oid := (m->'accounts'->>'relid')::oid;
-	allowed text[] := @extschema@._writable_columns(m, creating);
+	sec jsonb := m->section;
+	rel oid := (sec->>'relid')::oid;
+	what text := CASE section WHEN 'accounts' THEN 'account' ELSE 'entitlement' END;
+	allowed text[] := CASE section WHEN 'accounts' THEN @extschema@._writable_columns(m, creating)
+							  ELSE @extschema@._entitlement_writable(m, creating) END;
 	k text;
 	v jsonb;
 	typ regtype;
@@ -502,12 +506,12 @@ BEGIN
 	vals := '{}';
 	FOR k, v IN SELECT e.key, e.value FROM jsonb_each(attrs) e ORDER BY e.key LOOP
 		IF NOT k = ANY (allowed) THEN
-			RAISE EXCEPTION 'attribute "%" is not a writable account column in application "%"',
-				left(k, 200), m->>'app'
+			RAISE EXCEPTION 'attribute "%" is not a writable % column in application "%"',
+				left(k, 200), what, m->>'app'
 				USING ERRCODE = 'undefined_column',
-					  DETAIL = CASE WHEN creating AND k = m->'accounts'->>'name'
+					  DETAIL = CASE WHEN creating AND k = sec->>'name'
 								   THEN 'The name is given as the name argument.'
-								   WHEN k = m->'accounts'->>'id'
+								   WHEN k = sec->>'id'
 								   THEN 'The id column cannot be set here.'
 								   ELSE 'Only columns the mapping names can be written.' END,
 					  HINT = format('Writable here: %s.', array_to_string(allowed, ', '));
@@ -528,26 +532,29 @@ BEGIN
 END
 $$;
 
--- Refuse a name another account has (names identify people to the
--- platform).  Serialised by an advisory lock on (table, name), so two
--- concurrent creations of one name cannot both pass, even without a unique
--- index on the name column.
-CREATE FUNCTION @extschema@._check_name_free(m jsonb, name text, self text) RETURNS void
+-- Refuse a name another account (section 'accounts') or entitlement
+-- ('entitlements') has: names identify people and groups to the platform
+-- (SCIM's userName and displayName are unique).  Serialised by an advisory
+-- lock on (table, name), so two concurrent creations of one name cannot both
+-- pass, even without a unique index on the name column.
+CREATE FUNCTION @extschema@._check_name_free(m jsonb, section text, name text, self text)
+RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	a jsonb := m->'accounts';
-	rel oid := (a->>'relid')::oid;
+	sec jsonb := m->section;
+	rel oid := (sec->>'relid')::oid;
+	what text := CASE section WHEN 'accounts' THEN 'account' ELSE 'entitlement' END;
 	other text;
 BEGIN
-	PERFORM @extschema@._parse(name, @extschema@._coltype(rel, a->>'name'), 'name', m->>'app');
+	PERFORM @extschema@._parse(name, @extschema@._coltype(rel, sec->>'name'), 'name', m->>'app');
 	PERFORM pg_advisory_xact_lock(rel::int, hashtext(name));
 	other := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s AND t.%1$I::text IS DISTINCT FROM $2 LIMIT 1',
-				   a->>'id', rel::regclass, a->>'name', @extschema@._coltype(rel, a->>'name')), name, self);
+				   sec->>'id', rel::regclass, sec->>'name', @extschema@._coltype(rel, sec->>'name')), name, self);
 	IF other IS NOT NULL THEN
-		RAISE EXCEPTION 'account "%" already exists in application "%"', left(name, 200), m->>'app'
+		RAISE EXCEPTION '% "%" already exists in application "%"', what, left(name, 200), m->>'app'
 			USING ERRCODE = 'unique_violation',
-				  DETAIL = format('Account id %s has that name.', other);
+				  DETAIL = format('%s id %s has that name.', initcap(what), other);
 	END IF;
 END
 $$;
@@ -619,8 +626,8 @@ DECLARE
 	other text;
 	id text;
 BEGIN
-	v := @extschema@._account_values(m, args->'attributes', true);
-	PERFORM @extschema@._check_name_free(m, args->>'name', NULL);
+	v := @extschema@._row_values(m, 'accounts', args->'attributes', true);
+	PERFORM @extschema@._check_name_free(m, 'accounts', args->>'name', NULL);
 	IF a->>'id' = ANY (v.cols) THEN
 		id := v.vals[array_position(v.cols, a->>'id')];
 		PERFORM @extschema@._require(id, format('attribute "%s"', a->>'id'));
@@ -659,14 +666,14 @@ DECLARE
 	n bigint;
 BEGIN
 	acc := @extschema@._lock_account(m, args->>'account');
-	v := @extschema@._account_values(m, args->'attributes', false);
+	v := @extschema@._row_values(m, 'accounts', args->'attributes', false);
 	IF cardinality(v.cols) = 0 THEN
 		RETURN to_jsonb('unchanged'::text);
 	END IF;
 	IF a->>'name' = ANY (v.cols) THEN
 		PERFORM @extschema@._require(v.vals[array_position(v.cols, a->>'name')],
 									 format('attribute "%s"', a->>'name'));
-		PERFORM @extschema@._check_name_free(m, v.vals[array_position(v.cols, a->>'name')], acc);
+		PERFORM @extschema@._check_name_free(m, 'accounts', v.vals[array_position(v.cols, a->>'name')], acc);
 	END IF;
 	n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %s WHERE t.%I = $1::%s AND (%s)',
 				   rel::regclass,
@@ -776,74 +783,6 @@ SET search_path = pg_catalog, pg_temp AS $$
 	) s WHERE c IS NOT NULL
 $$;
 
--- Check the attributes object of create/update_entitlement, as
--- _account_values does for accounts.
-CREATE FUNCTION @extschema@._entitlement_values(m jsonb, attrs jsonb, creating boolean,
-												OUT cols text[], OUT vals text[])
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	e jsonb := m->'entitlements';
-	rel oid := (e->>'relid')::oid;
-	allowed text[] := @extschema@._entitlement_writable(m, creating);
-	k text;
-	v jsonb;
-	typ regtype;
-	val text;
-BEGIN
-	cols := '{}';
-	vals := '{}';
-	FOR k, v IN SELECT x.key, x.value FROM jsonb_each(attrs) x ORDER BY x.key LOOP
-		IF NOT k = ANY (allowed) THEN
-			RAISE EXCEPTION 'attribute "%" is not a writable entitlement column in application "%"',
-				left(k, 200), m->>'app'
-				USING ERRCODE = 'undefined_column',
-					  DETAIL = CASE WHEN creating AND k = e->>'name'
-								   THEN 'The name is given as the name argument.'
-								   WHEN k = e->>'id'
-								   THEN 'The id column cannot be set here.'
-								   ELSE 'Only columns the mapping names can be written.' END,
-					  HINT = format('Writable here: %s.', array_to_string(allowed, ', '));
-		END IF;
-		typ := @extschema@._coltype(rel, k);
-		IF jsonb_typeof(v) IN ('object', 'array') AND typ NOT IN ('json'::regtype, 'jsonb'::regtype) THEN
-			RAISE EXCEPTION 'attribute "%" must be a JSON scalar, not %, for a column of type %',
-				k, jsonb_typeof(v), typ
-				USING ERRCODE = 'invalid_text_representation';
-		END IF;
-		val := CASE WHEN jsonb_typeof(v) IN ('object', 'array') THEN v::text ELSE v #>> '{}' END;
-		IF val IS NOT NULL THEN
-			PERFORM @extschema@._parse(val, typ, format('attribute "%s" value', k), m->>'app');
-		END IF;
-		cols := cols || k;
-		vals := vals || val;
-	END LOOP;
-END
-$$;
-
--- Refuse an entitlement name another entitlement has (SCIM displayName is
--- unique), serialised by an advisory lock on (table, name) like
--- _check_name_free.
-CREATE FUNCTION @extschema@._check_entitlement_name_free(m jsonb, name text, self text) RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	e jsonb := m->'entitlements';
-	rel oid := (e->>'relid')::oid;
-	other text;
-BEGIN
-	PERFORM @extschema@._parse(name, @extschema@._coltype(rel, e->>'name'), 'name', m->>'app');
-	PERFORM pg_advisory_xact_lock(rel::int, hashtext(name));
-	other := @extschema@._owner_value((m->>'owner')::oid, format('SELECT t.%I::text FROM %s t WHERE t.%I = $1::%s AND t.%1$I::text IS DISTINCT FROM $2 LIMIT 1',
-				   e->>'id', rel::regclass, e->>'name', @extschema@._coltype(rel, e->>'name')), name, self);
-	IF other IS NOT NULL THEN
-		RAISE EXCEPTION 'entitlement "%" already exists in application "%"', left(name, 200), m->>'app'
-			USING ERRCODE = 'unique_violation',
-				  DETAIL = format('Entitlement id %s has that name.', other);
-	END IF;
-END
-$$;
-
 -- Parse an entitlement id, lock its row (FOR UPDATE when deleting) and
 -- return its id in canonical text form.
 CREATE FUNCTION @extschema@._lock_entitlement(m jsonb, entitlement text, for_delete boolean)
@@ -880,8 +819,8 @@ DECLARE
 	other text;
 	id text;
 BEGIN
-	v := @extschema@._entitlement_values(m, args->'attributes', true);
-	PERFORM @extschema@._check_entitlement_name_free(m, args->>'name', NULL);
+	v := @extschema@._row_values(m, 'entitlements', args->'attributes', true);
+	PERFORM @extschema@._check_name_free(m, 'entitlements', args->>'name', NULL);
 	IF e->>'id' = ANY (v.cols) THEN
 		id := v.vals[array_position(v.cols, e->>'id')];
 		PERFORM @extschema@._require(id, format('attribute "%s"', e->>'id'));
@@ -922,14 +861,14 @@ DECLARE
 	v record;
 	n bigint;
 BEGIN
-	v := @extschema@._entitlement_values(m, args->'attributes', false);
+	v := @extschema@._row_values(m, 'entitlements', args->'attributes', false);
 	IF cardinality(v.cols) = 0 THEN
 		RETURN to_jsonb('unchanged'::text);
 	END IF;
 	IF e->>'name' = ANY (v.cols) THEN
 		PERFORM @extschema@._require(v.vals[array_position(v.cols, e->>'name')],
 									 format('attribute "%s"', e->>'name'));
-		PERFORM @extschema@._check_entitlement_name_free(m, v.vals[array_position(v.cols, e->>'name')], ent);
+		PERFORM @extschema@._check_name_free(m, 'entitlements', v.vals[array_position(v.cols, e->>'name')], ent);
 	END IF;
 	n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %s WHERE t.%I = $1::%s AND (%s)',
 				   rel::regclass,
