@@ -2268,6 +2268,21 @@ write_resource(Ctx *c)
 		int			rc = is_put ? patch_put(want, body, c->users, &st, &detail) :
 			patch_apply(want, body, c->users, &st, &detail);
 
+		/*
+		 * RFC 7644 section 3.5.1: read-only attributes in a PUT are
+		 * ignored (Okta sends a user's groups back)
+		 */
+		if (rc == 0 && is_put && c->users && strcmp(user_grants_attr(c->mapping), "groups") == 0)
+		{
+			json_t	   *g = json_object_get(cur, "groups");
+
+			if (g)
+				json_object_set(want, "groups", g);
+			else
+				json_object_del(want, "groups");
+		}
+		if (rc == 0)
+			rc = patch_check(want, cur, c->users, &st, &detail);
 		if (rc)
 		{
 			scim_error(c->resp, rc, st, detail);
@@ -2344,6 +2359,21 @@ create_resource(Ctx *c)
 		return;
 	}
 	want = patch_canon_resource(body, c->users);
+	/* id and meta are read-only: ignored in a POST (RFC 7643 section 3.1) */
+	json_object_del(want, "id");
+	json_object_del(want, "meta");
+	{
+		const char *st;
+		char	   *detail;
+
+		if (patch_check(want, NULL, c->users, &st, &detail) != 0)
+		{
+			scim_error(c->resp, 400, st, detail);
+			free(detail);
+			check_token(c);
+			goto out;
+		}
+	}
 	{
 		json_t	   *nm = json_object_get(want, c->users ? "userName" : "displayName");
 
