@@ -328,9 +328,13 @@ db_http_status(const DbError *err, bool filter_call, const char **scim_type)
 		*scim_type = "uniqueness";
 		return 409;
 	}
-	if (strcmp(s, "54001") == 0)
+	/*
+	 * program limits (54000 index row too large, 54001 statement too
+	 * complex, ...): a client's value too big for the database
+	 */
+	if (strncmp(s, "54", 2) == 0)
 	{
-		*scim_type = "invalidFilter";
+		*scim_type = filter_call ? "invalidFilter" : "invalidValue";
 		return 400;
 	}
 	if (strcmp(s, "22023") == 0 || strcmp(s, "22P02") == 0 || strcmp(s, "22007") == 0 ||
@@ -340,9 +344,10 @@ db_http_status(const DbError *err, bool filter_call, const char **scim_type)
 		*scim_type = filter_call ? "invalidFilter" : "invalidValue";
 		return 400;
 	}
+	/* transient: conflicts, resources, connections, shutdown, cancel */
 	if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 || strcmp(s, "55P03") == 0 ||
-		strcmp(s, "53300") == 0 || strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0 ||
-		strcmp(s, "53300") == 0)
+		strncmp(s, "53", 2) == 0 || strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0 ||
+		strcmp(s, "57014") == 0)
 		return 503;
 	if (strcmp(s, "09000") == 0)
 	{

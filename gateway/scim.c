@@ -156,11 +156,39 @@ db_fail(Ctx *c, DbError *err, bool filter_call)
 		scim_error(c->resp, 404, NULL, buf);
 		return;
 	}
-	/* a constraint of the application's tables: the client's value */
-	if (status == 500 && strncmp(err->sqlstate, "23", 2) == 0)
+	/*
+	 * A constraint of the application's tables: the client's value.  The
+	 * message names the constraint or index and the detail the key
+	 * (PostgreSQL's words, apply() adds its operation), so the client gets
+	 * a generic detail, except the extension's own "already exists" message.
+	 */
+	if (strncmp(err->sqlstate, "23", 2) == 0)
 	{
-		status = 400;
-		st = "invalidValue";
+		const char *m = err->message ? err->message : "";
+
+		if (strcmp(err->sqlstate, "23505") == 0 && strstr(m, " already exists in application \"") != NULL &&
+			strstr(m, "violates") == NULL && strstr(m, "duplicate key") == NULL)
+		{
+			snprintf(buf, sizeof(buf), "%.500s", m);
+			scim_error(c->resp, 409, "uniqueness", buf);
+		}
+		else if (strcmp(err->sqlstate, "23505") == 0 || strcmp(err->sqlstate, "23P01") == 0)
+			scim_error(c->resp, 409, "uniqueness",
+					   "a value that must be unique in the application is already taken");
+		else if (strcmp(err->sqlstate, "23502") == 0)
+			scim_error(c->resp, 400, "invalidValue", "the application requires a value that is missing");
+		else if (strcmp(err->sqlstate, "23503") == 0)
+			scim_error(c->resp, 400, "invalidValue",
+					   "a value refers to something the application does not have");
+		else
+			scim_error(c->resp, 400, "invalidValue", "a value is refused by a constraint of the application");
+		return;
+	}
+	/* a program limit outside the filter: PostgreSQL's words name the index */
+	if (strncmp(err->sqlstate, "54", 2) == 0 && !filter_call)
+	{
+		scim_error(c->resp, 400, "invalidValue", "a value is too large for the application");
+		return;
 	}
 	switch (status)
 	{
