@@ -13,6 +13,7 @@
 #include "gateway.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,46 @@ conn_failure(DbError *err, PGconn *conn)
 }
 
 /*
+ * Is an idle pooled connection still usable?  libpq learns that the server
+ * closed it (a restart sends FATAL 57P01 and closes every connection) only
+ * when it next reads, so without this the first request on each pooled
+ * connection after a restart failed with 503.  An idle connection has
+ * nothing to read: anything readable (the FATAL, EOF) means drop it.
+ */
+static bool
+conn_idle_ok(PGconn *conn)
+{
+	struct pollfd pfd;
+	int			rc;
+
+	pfd.fd = PQsocket(conn);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		return false;
+	do
+		rc = poll(&pfd, 1, 0);
+	while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		return true;
+	if (rc < 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
+		return false;
+	/* readable: a notice is harmless, a FATAL or EOF is not */
+	if (PQconsumeInput(conn) != 1 || PQstatus(conn) != CONNECTION_OK || PQisBusy(conn))
+		return false;
+	{
+		PGresult   *r = PQgetResult(conn);
+
+		if (r != NULL)
+		{
+			PQclear(r);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * Take a free connection, waiting up to 10 s for one; (re)connect it when it
  * is new or broken, so the pool recovers by itself after a database restart.
  */
@@ -111,7 +152,7 @@ db_acquire(DbError *err)
 	c->busy = true;
 	pthread_mutex_unlock(&pool_lock);
 
-	if (c->conn && PQstatus(c->conn) != CONNECTION_OK)
+	if (c->conn && (PQstatus(c->conn) != CONNECTION_OK || !conn_idle_ok(c->conn)))
 	{
 		PQfinish(c->conn);
 		c->conn = NULL;
