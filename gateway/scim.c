@@ -1637,6 +1637,32 @@ list_resources(Ctx *c)
 		json_array_append_new(items, project(c, render(c, res[2], i)));
 		last_id = PQgetvalue(res[2], i, 1);
 	}
+	/*
+	 * A page past the end has no row to carry the total: ask for the total
+	 * alone (limit 0), as totalResults must be exact (RFC 7644 section 3.4.2.4).
+	 */
+	if (total < 0 && pg.total < 0 && nrows == 0 && strcmp(skip, "0") != 0)
+	{
+		int			n;
+
+		clear_results(res, 4);
+		n = start_queries(c, q, false);
+		q[n] = (DbQuery)
+		{
+			c->users ? Q_USERS : Q_GROUPS, c->users ? 6 : 7,
+			{
+				c->app, ast_text, pg.after, "0", "0", "true", "false"
+			}
+		};
+		n++;
+		if (!run(c, q, n, res, true))
+		{
+			json_decref(items);
+			goto out;
+		}
+		if (PQntuples(res[2]) > 0 && !PQgetisnull(res[2], 0, 0))
+			total = strtoll(PQgetvalue(res[2], 0, 0), NULL, 10);
+	}
 	if (pg.total >= 0)
 		total = pg.total;
 	if (total < 0)
