@@ -26,11 +26,15 @@ db=scim_test
 work=$(mktemp -d)
 chmod 755 "$work"
 gateway_pid=
+second_pid=
 cleanup() {
-	if [ -n "$gateway_pid" ] && kill -0 "$gateway_pid" 2>/dev/null; then
-		kill -TERM "$gateway_pid" 2>/dev/null
-		wait "$gateway_pid" 2>/dev/null
-	fi
+	local p
+	for p in $gateway_pid $second_pid; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -TERM "$p" 2>/dev/null
+			wait "$p" 2>/dev/null
+		fi
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -179,17 +183,31 @@ check_log() {
 export SCIM_EXTRA_TOKENS="$work/extra-tokens"
 : >"$SCIM_EXTRA_TOKENS"
 
-# 2. Plain HTTP: the whole suite with the database stop, then the fuzzer.
+# 2. Plain HTTP: the whole suite with the database stop, then the fuzzer.  A
+# second gateway on the same database serves the second client of the races
+# (spec: any number of gateways against one database).
+port2=$(free_port)
+"$gateway" --listen "127.0.0.1:$port2" --database "$conninfo" --pool 2 --insecure-http \
+	2>"$work/second.log" &
+second_pid=$!
 port=$(free_port)
 if start_gateway "$gateway" "$work/plain.log" http --listen "127.0.0.1:$port" \
 	--database "$conninfo" --pool 4 --insecure-http; then
+	if ! $python test/scim/scim_test.py --healthz "http://127.0.0.1:$port2" >/dev/null 2>&1; then
+		fail "the second gateway did not start: $(tail -n 5 "$work/second.log")"
+	fi
 	if grep -qi 'insecure\|plain\|warn' "$work/plain.log"; then
 		echo "ok - --insecure-http warns at start"
 	else
 		fail "--insecure-http gives no warning at start: $(head -n 3 "$work/plain.log")"
 	fi
 	timeout 300 $python test/scim/scim_test.py --url "http://127.0.0.1:$port" \
-		--run plain --db-restart || status=1
+		--url2 "http://127.0.0.1:$port2" --run plain --db-restart || status=1
+	kill -TERM "$second_pid"
+	if ! wait "$second_pid"; then
+		fail "the second gateway did not exit 0 on SIGTERM: $(tail -n 5 "$work/second.log")"
+	fi
+	second_pid=
 	timeout 300 $python test/scim/fuzz.py --url "http://127.0.0.1:$port" \
 		--requests "${SCIM_FUZZ_REQUESTS:-10000}" || status=1
 	stop_gateway "plain HTTP" "http://127.0.0.1:$port"
