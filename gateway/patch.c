@@ -350,7 +350,8 @@ apply_path(json_t *res, const char *op, const char *pathtext, json_t *value, boo
 		sp->filter == NULL && container == res &&
 		json_equal(value, json_object_get(res, "id")))
 		goto done;
-	if (strcmp(canon, "id") == 0 || strcmp(canon, "meta") == 0)
+	if (strcmp(canon, "id") == 0 || strcmp(canon, "meta") == 0 ||
+		(users && strcmp(canon, "groups") == 0 && container == res))
 	{
 		rc = fail(e, "mutability", "attribute \"%s\" is read-only", canon);
 		goto done;

@@ -282,6 +282,9 @@ main(void)
 	check_patch("{\"id\":\"5\",\"displayName\":\"g\"}",
 				"{\"Operations\":[{\"op\":\"replace\",\"value\":{\"id\":\"6\",\"displayName\":\"h\"}}]}", false,
 				"400 mutability");
+	/* groups of a User are read-only (RFC 7643 section 4.1.2), whatever the value */
+	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
+				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"groups\",\"value\":\"x\"}]}", true, "400 mutability");
 	/* PUT: the id repeated is fine, another id is 400 mutability */
 	check_put("{\"id\":\"1\",\"userName\":\"a\",\"meta\":{\"version\":\"x\"}}",
 			  "{\"id\":\"1\",\"userName\":\"b\",\"meta\":{\"version\":\"y\"}}", true, true,
