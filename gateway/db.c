@@ -79,10 +79,12 @@ conn_failure(DbError *err, PGconn *conn)
 
 /*
  * Is an idle pooled connection still usable?  libpq learns that the server
- * closed it (a restart sends FATAL 57P01 and closes every connection) only
- * when it next reads, so without this the first request on each pooled
- * connection after a restart failed with 503.  An idle connection has
- * nothing to read: anything readable (the FATAL, EOF) means drop it.
+ * closed it (a restart sends FATAL 57P01, then EOF) only when it next reads,
+ * so without this the first request on each pooled connection after a
+ * restart failed with 503.  An idle connection of the gateway has nothing to
+ * read (it never LISTENs; every command's results were read): anything
+ * readable is the server's goodbye.  PQconsumeInput is no test: it takes the
+ * FATAL as a notice and leaves the status OK until a read sees the EOF.
  */
 static bool
 conn_idle_ok(PGconn *conn)
@@ -98,23 +100,7 @@ conn_idle_ok(PGconn *conn)
 	do
 		rc = poll(&pfd, 1, 0);
 	while (rc < 0 && errno == EINTR);
-	if (rc == 0)
-		return true;
-	if (rc < 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
-		return false;
-	/* readable: a notice is harmless, a FATAL or EOF is not */
-	if (PQconsumeInput(conn) != 1 || PQstatus(conn) != CONNECTION_OK || PQisBusy(conn))
-		return false;
-	{
-		PGresult   *r = PQgetResult(conn);
-
-		if (r != NULL)
-		{
-			PQclear(r);
-			return false;
-		}
-	}
-	return true;
+	return rc == 0;
 }
 
 /*
