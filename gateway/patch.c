@@ -738,10 +738,11 @@ check_element(const char *canon, json_t *el, PatchErr *e)
  * type: strings, the boolean active, the complex name, manager and
  * enterprise extension, the multi-valued attributes as arrays of objects.
  * null means unassigned and is always accepted; unknown attributes are the
- * mapping's business (ignored when unmapped).
+ * mapping's business (ignored when unmapped).  old: the stored value; its
+ * members and elements kept as they were are not checked.
  */
 static int
-check_attr(const char *canon, json_t *v, bool users, PatchErr *e)
+check_attr(const char *canon, json_t *v, json_t *old, bool users, PatchErr *e)
 {
 	static const char *const user_strings[] = {"externalId", "userName", "displayName", "nickName",
 		"profileUrl", "title", "userType", "preferredLanguage", "locale", "timezone", "password", "id", NULL};
@@ -782,7 +783,7 @@ check_attr(const char *canon, json_t *v, bool users, PatchErr *e)
 			const char *sub = schema_canonical(canon, k, true);
 			char		what[300];
 
-			if (sub == NULL || json_is_null(x))
+			if (sub == NULL || json_is_null(x) || json_equal(x, attr_get(old, k)))
 				continue;
 			snprintf(what, sizeof(what), "%s.%s", strcmp(canon, "name") == 0 ? "name" : "enterprise", sub);
 			if (strcmp(sub, "manager") == 0)
@@ -803,8 +804,18 @@ check_attr(const char *canon, json_t *v, bool users, PatchErr *e)
 		if (!json_is_array(v))
 			return fail(e, "invalidValue", "\"%s\" must be an array", canon);
 		json_array_foreach(v, i, x)
-			if (check_element(canon, x, e) != 0)
-			return 400;
+		{
+			bool		stored = false;
+			size_t		j;
+			json_t	   *y;
+
+			/* elements already stored did not come from the client */
+			json_array_foreach(old, j, y)
+				if (json_equal(x, y))
+				stored = true;
+			if (!stored && check_element(canon, x, e) != 0)
+				return 400;
+		}
 		return 0;
 	}
 	return 0;
@@ -831,7 +842,7 @@ patch_check(json_t *res, json_t *old, bool users, const char **scim_type, char *
 			continue;
 		if (old && json_equal(v, json_object_get(old, k)))
 			continue;
-		if (check_attr(canon, v, users, &e) != 0)
+		if (check_attr(canon, v, old ? json_object_get(old, k) : NULL, users, &e) != 0)
 			break;
 	}
 	*scim_type = e.scim_type;

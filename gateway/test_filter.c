@@ -275,6 +275,12 @@ main(void)
 	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"title\":5}",
 				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"userName\",\"value\":\"b\"}]}", true,
 				"{\"id\":\"1\",\"title\":5,\"userName\":\"b\"}");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"emails\":[{\"type\":\"work\",\"value\":5}]}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"home\",\"value\":\"h@x\"}]}]}", true,
+				"{\"emails\":[{\"type\":\"work\",\"value\":5},{\"type\":\"home\",\"value\":\"h@x\"}],\"id\":\"1\",\"userName\":\"a\"}");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"emails\":[{\"type\":\"work\",\"value\":5}]}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"home\",\"value\":6}]}]}", true,
+				"400 invalidValue");
 	/* Okta's group rename repeats the id: no change; another id is */
 	check_patch("{\"id\":\"5\",\"displayName\":\"g\"}",
 				"{\"Operations\":[{\"op\":\"replace\",\"value\":{\"id\":\"5\",\"displayName\":\"h\"}}]}", false,
