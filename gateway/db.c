@@ -13,6 +13,7 @@
 #include "gateway.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,32 @@ conn_failure(DbError *err, PGconn *conn)
 }
 
 /*
+ * Is an idle pooled connection still usable?  libpq learns that the server
+ * closed it (a restart sends FATAL 57P01, then EOF) only when it next reads,
+ * so without this the first request on each pooled connection after a
+ * restart failed with 503.  An idle connection of the gateway has nothing to
+ * read (it never LISTENs; every command's results were read): anything
+ * readable is the server's goodbye.  PQconsumeInput is no test: it takes the
+ * FATAL as a notice and leaves the status OK until a read sees the EOF.
+ */
+static bool
+conn_idle_ok(PGconn *conn)
+{
+	struct pollfd pfd;
+	int			rc;
+
+	pfd.fd = PQsocket(conn);
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	if (pfd.fd < 0)
+		return false;
+	do
+		rc = poll(&pfd, 1, 0);
+	while (rc < 0 && errno == EINTR);
+	return rc == 0;
+}
+
+/*
  * Take a free connection, waiting up to 10 s for one; (re)connect it when it
  * is new or broken, so the pool recovers by itself after a database restart.
  */
@@ -111,7 +138,7 @@ db_acquire(DbError *err)
 	c->busy = true;
 	pthread_mutex_unlock(&pool_lock);
 
-	if (c->conn && PQstatus(c->conn) != CONNECTION_OK)
+	if (c->conn && (PQstatus(c->conn) != CONNECTION_OK || !conn_idle_ok(c->conn)))
 	{
 		PQfinish(c->conn);
 		c->conn = NULL;
@@ -328,9 +355,13 @@ db_http_status(const DbError *err, bool filter_call, const char **scim_type)
 		*scim_type = "uniqueness";
 		return 409;
 	}
-	if (strcmp(s, "54001") == 0)
+	/*
+	 * program limits (54000 index row too large, 54001 statement too
+	 * complex, ...): a client's value too big for the database
+	 */
+	if (strncmp(s, "54", 2) == 0)
 	{
-		*scim_type = "invalidFilter";
+		*scim_type = filter_call ? "invalidFilter" : "invalidValue";
 		return 400;
 	}
 	if (strcmp(s, "22023") == 0 || strcmp(s, "22P02") == 0 || strcmp(s, "22007") == 0 ||
@@ -340,9 +371,10 @@ db_http_status(const DbError *err, bool filter_call, const char **scim_type)
 		*scim_type = filter_call ? "invalidFilter" : "invalidValue";
 		return 400;
 	}
+	/* transient: conflicts, resources, connections, shutdown, cancel */
 	if (strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 || strcmp(s, "55P03") == 0 ||
-		strcmp(s, "53300") == 0 || strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0 ||
-		strcmp(s, "53300") == 0)
+		strncmp(s, "53", 2) == 0 || strncmp(s, "08", 2) == 0 || strncmp(s, "57P0", 4) == 0 ||
+		strcmp(s, "57014") == 0)
 		return 503;
 	if (strcmp(s, "09000") == 0)
 	{

@@ -129,6 +129,7 @@ extern json_t *attr_get(json_t *obj, const char *name);
 extern int	patch_apply(json_t *res, json_t *body, bool users, const char **scim_type, char **detail);
 extern int	patch_put(json_t *res, json_t *body, bool users, const char **scim_type, char **detail);
 extern json_t *patch_canon_resource(json_t *body, bool users);
+extern int	patch_check(json_t *res, json_t *old, bool users, const char **scim_type, char **detail);
 
 /* in scim.c */
 typedef struct ScimRequest

@@ -342,7 +342,16 @@ apply_path(json_t *res, const char *op, const char *pathtext, json_t *value, boo
 		rc = fail(e, "invalidPath", "unknown attribute \"%s\"", sp->attr);
 		goto done;
 	}
-	if (strcmp(canon, "id") == 0 || strcmp(canon, "meta") == 0)
+	/*
+	 * id and meta are read-only; the id unchanged is no change (Okta's
+	 * path-less replace of a group repeats the group's id).
+	 */
+	if (strcmp(canon, "id") == 0 && !remove && json_is_string(value) && sp->sub == NULL &&
+		sp->filter == NULL && container == res &&
+		json_equal(value, json_object_get(res, "id")))
+		goto done;
+	if (strcmp(canon, "id") == 0 || strcmp(canon, "meta") == 0 ||
+		(users && strcmp(canon, "groups") == 0 && container == res))
 	{
 		rc = fail(e, "mutability", "attribute \"%s\" is read-only", canon);
 		goto done;
@@ -635,6 +644,19 @@ patch_put(json_t *res, json_t *body, bool users, const char **scim_type, char **
 		return 400;
 	}
 	nr = canon_resource(body, users);
+	/* RFC 7644 section 3.5.1: id may be repeated, not changed */
+	{
+		json_t	   *nid = json_object_get(nr, "id");
+		json_t	   *oid = json_object_get(res, "id");
+
+		if (nid != NULL && !json_is_null(nid) && !same_value(nid, oid))
+		{
+			json_decref(nr);
+			*scim_type = "mutability";
+			*detail = strdup("id is read-only: the id in the body differs from the one in the URL");
+			return 400;
+		}
+	}
 	for (int i = 0; keep[i]; i++)
 	{
 		json_t	   *old = json_object_get(res, keep[i]);
@@ -655,4 +677,175 @@ json_t *
 patch_canon_resource(json_t *body, bool users)
 {
 	return canon_resource(body, users);
+}
+
+/* ---- RFC 7643 types ---- */
+
+/* A boolean as real clients send it: true/false, or Entra's "True"/"False". */
+static bool
+bool_like(json_t *v)
+{
+	return json_is_boolean(v) ||
+		(json_is_string(v) && (strcasecmp(json_string_value(v), "true") == 0 ||
+							   strcasecmp(json_string_value(v), "false") == 0));
+}
+
+/* Is the name in the NULL-terminated list? */
+static bool
+listed(const char *const *list, const char *name)
+{
+	for (int i = 0; list[i]; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Check one element of a multi-valued attribute: an object whose known
+ * sub-attributes are strings, and "primary" a boolean.
+ */
+static int
+check_element(const char *canon, json_t *el, PatchErr *e)
+{
+	const char *k;
+	json_t	   *v;
+
+	if (!json_is_object(el))
+		return fail(e, "invalidValue", "each element of \"%s\" must be an object", canon);
+	json_object_foreach(el, k, v)
+	{
+		char		what[300];
+
+		if (json_is_null(v))
+			continue;
+		snprintf(what, sizeof(what), "%s.%s", canon, k);
+		if (strcmp(k, "primary") == 0)
+		{
+			if (!bool_like(v))
+				return fail(e, "invalidValue", "\"%s\" must be a boolean", what);
+		}
+		else if (schema_canonical(canon, k, true) != NULL || schema_canonical(canon, k, false) != NULL)
+		{
+			if (!json_is_string(v))
+				return fail(e, "invalidValue", "\"%s\" must be a string", what);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Check the value of one canonical top-level attribute against its RFC 7643
+ * type: strings, the boolean active, the complex name, manager and
+ * enterprise extension, the multi-valued attributes as arrays of objects.
+ * null means unassigned and is always accepted; unknown attributes are the
+ * mapping's business (ignored when unmapped).  old: the stored value; its
+ * members and elements kept as they were are not checked.
+ */
+static int
+check_attr(const char *canon, json_t *v, json_t *old, bool users, PatchErr *e)
+{
+	static const char *const user_strings[] = {"externalId", "userName", "displayName", "nickName",
+		"profileUrl", "title", "userType", "preferredLanguage", "locale", "timezone", "password", "id", NULL};
+	static const char *const group_strings[] = {"externalId", "displayName", "id", NULL};
+	const char *k;
+	json_t	   *x;
+	size_t		i;
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (listed(users ? user_strings : group_strings, canon))
+	{
+		if (!json_is_string(v))
+			return fail(e, "invalidValue", "\"%s\" must be a string", canon);
+		return 0;
+	}
+	if (users && strcmp(canon, "active") == 0)
+	{
+		if (!bool_like(v))
+			return fail(e, "invalidValue", "\"active\" must be true or false%s", NULL);
+		return 0;
+	}
+	if (strcmp(canon, "schemas") == 0)
+	{
+		if (!json_is_array(v))
+			return fail(e, "invalidValue", "\"schemas\" must be an array of strings%s", NULL);
+		json_array_foreach(v, i, x)
+			if (!json_is_string(x))
+			return fail(e, "invalidValue", "\"schemas\" must be an array of strings%s", NULL);
+		return 0;
+	}
+	if (users && (strcmp(canon, "name") == 0 || strcmp(canon, SCIM_ENTERPRISE) == 0))
+	{
+		if (!json_is_object(v))
+			return fail(e, "invalidValue", "\"%s\" must be an object", canon);
+		json_object_foreach(v, k, x)
+		{
+			const char *sub = schema_canonical(canon, k, true);
+			char		what[300];
+
+			if (sub == NULL || json_is_null(x) || json_equal(x, attr_get(old, k)))
+				continue;
+			snprintf(what, sizeof(what), "%s.%s", strcmp(canon, "name") == 0 ? "name" : "enterprise", sub);
+			if (strcmp(sub, "manager") == 0)
+			{
+				/* an object with a string value, or (Entra) the id alone */
+				json_t	   *mv = json_is_object(x) ? json_object_get(x, "value") : x;
+
+				if (mv != NULL && !json_is_null(mv) && !json_is_string(mv))
+					return fail(e, "invalidValue", "\"%s\" must be a string or an object with a string value", what);
+			}
+			else if (!json_is_string(x))
+				return fail(e, "invalidValue", "\"%s\" must be a string", what);
+		}
+		return 0;
+	}
+	if (is_multi(canon))
+	{
+		if (!json_is_array(v))
+			return fail(e, "invalidValue", "\"%s\" must be an array", canon);
+		json_array_foreach(v, i, x)
+		{
+			bool		stored = false;
+			size_t		j;
+			json_t	   *y;
+
+			/* elements already stored did not come from the client */
+			json_array_foreach(old, j, y)
+				if (json_equal(x, y))
+				stored = true;
+			if (!stored && check_element(canon, x, e) != 0)
+				return 400;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+/*
+ * Check a whole resource (a POST body, or the result of a PUT or PATCH)
+ * against the RFC 7643 types: 400 invalidValue with a detail naming the
+ * attribute, or 0.  old: the stored resource; an attribute equal to its
+ * stored value is not checked (it did not come from the client).
+ */
+int
+patch_check(json_t *res, json_t *old, bool users, const char **scim_type, char **detail)
+{
+	PatchErr	e = {0, NULL, NULL};
+	const char *k;
+	json_t	   *v;
+
+	json_object_foreach(res, k, v)
+	{
+		const char *canon = schema_canonical("", k, users);
+
+		if (canon == NULL || strcmp(canon, "meta") == 0)
+			continue;
+		if (old && json_equal(v, json_object_get(old, k)))
+			continue;
+		if (check_attr(canon, v, old ? json_object_get(old, k) : NULL, users, &e) != 0)
+			break;
+	}
+	*scim_type = e.scim_type;
+	*detail = e.detail;
+	return e.status;
 }

@@ -156,11 +156,39 @@ db_fail(Ctx *c, DbError *err, bool filter_call)
 		scim_error(c->resp, 404, NULL, buf);
 		return;
 	}
-	/* a constraint of the application's tables: the client's value */
-	if (status == 500 && strncmp(err->sqlstate, "23", 2) == 0)
+	/*
+	 * A constraint of the application's tables: the client's value.  The
+	 * message names the constraint or index and the detail the key
+	 * (PostgreSQL's words, apply() adds its operation), so the client gets
+	 * a generic detail, except the extension's own "already exists" message.
+	 */
+	if (strncmp(err->sqlstate, "23", 2) == 0)
 	{
-		status = 400;
-		st = "invalidValue";
+		const char *m = err->message ? err->message : "";
+
+		if (strcmp(err->sqlstate, "23505") == 0 && strstr(m, " already exists in application \"") != NULL &&
+			strstr(m, "violates") == NULL && strstr(m, "duplicate key") == NULL)
+		{
+			snprintf(buf, sizeof(buf), "%.500s", m);
+			scim_error(c->resp, 409, "uniqueness", buf);
+		}
+		else if (strcmp(err->sqlstate, "23505") == 0 || strcmp(err->sqlstate, "23P01") == 0)
+			scim_error(c->resp, 409, "uniqueness",
+					   "a value that must be unique in the application is already taken");
+		else if (strcmp(err->sqlstate, "23502") == 0)
+			scim_error(c->resp, 400, "invalidValue", "the application requires a value that is missing");
+		else if (strcmp(err->sqlstate, "23503") == 0)
+			scim_error(c->resp, 400, "invalidValue",
+					   "a value refers to something the application does not have");
+		else
+			scim_error(c->resp, 400, "invalidValue", "a value is refused by a constraint of the application");
+		return;
+	}
+	/* a program limit outside the filter: PostgreSQL's words name the index */
+	if (strncmp(err->sqlstate, "54", 2) == 0 && !filter_call)
+	{
+		scim_error(c->resp, 400, "invalidValue", "a value is too large for the application");
+		return;
 	}
 	switch (status)
 	{
@@ -1609,6 +1637,32 @@ list_resources(Ctx *c)
 		json_array_append_new(items, project(c, render(c, res[2], i)));
 		last_id = PQgetvalue(res[2], i, 1);
 	}
+	/*
+	 * A page past the end has no row to carry the total: ask for the total
+	 * alone (limit 0), as totalResults must be exact (RFC 7644 section 3.4.2.4).
+	 */
+	if (total < 0 && pg.total < 0 && nrows == 0 && strcmp(skip, "0") != 0)
+	{
+		int			n;
+
+		clear_results(res, 4);
+		n = start_queries(c, q, false);
+		q[n] = (DbQuery)
+		{
+			c->users ? Q_USERS : Q_GROUPS, c->users ? 6 : 7,
+			{
+				c->app, ast_text, pg.after, "0", "0", "true", "false"
+			}
+		};
+		n++;
+		if (!run(c, q, n, res, true))
+		{
+			json_decref(items);
+			goto out;
+		}
+		if (PQntuples(res[2]) > 0 && !PQgetisnull(res[2], 0, 0))
+			total = strtoll(PQgetvalue(res[2], 0, 0), NULL, 10);
+	}
 	if (pg.total >= 0)
 		total = pg.total;
 	if (total < 0)
@@ -2268,6 +2322,21 @@ write_resource(Ctx *c)
 		int			rc = is_put ? patch_put(want, body, c->users, &st, &detail) :
 			patch_apply(want, body, c->users, &st, &detail);
 
+		/*
+		 * RFC 7644 section 3.5.1: read-only attributes in a PUT are
+		 * ignored (Okta sends a user's groups back)
+		 */
+		if (rc == 0 && is_put && c->users && strcmp(user_grants_attr(c->mapping), "groups") == 0)
+		{
+			json_t	   *g = json_object_get(cur, "groups");
+
+			if (g)
+				json_object_set(want, "groups", g);
+			else
+				json_object_del(want, "groups");
+		}
+		if (rc == 0)
+			rc = patch_check(want, cur, c->users, &st, &detail);
 		if (rc)
 		{
 			scim_error(c->resp, rc, st, detail);
@@ -2344,6 +2413,21 @@ create_resource(Ctx *c)
 		return;
 	}
 	want = patch_canon_resource(body, c->users);
+	/* id and meta are read-only: ignored in a POST (RFC 7643 section 3.1) */
+	json_object_del(want, "id");
+	json_object_del(want, "meta");
+	{
+		const char *st;
+		char	   *detail;
+
+		if (patch_check(want, NULL, c->users, &st, &detail) != 0)
+		{
+			scim_error(c->resp, 400, st, detail);
+			free(detail);
+			check_token(c);
+			goto out;
+		}
+	}
 	{
 		json_t	   *nm = json_object_get(want, c->users ? "userName" : "displayName");
 

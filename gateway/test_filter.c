@@ -83,7 +83,14 @@ check_patch(const char *res_text, const char *body_text, bool users, const char 
 		failures++;
 		return;
 	}
-	rc = patch_apply(res, body, users, &st, &detail);
+	{
+		json_t	   *old = json_deep_copy(res);
+
+		rc = patch_apply(res, body, users, &st, &detail);
+		if (rc == 0)
+			rc = patch_check(res, old, users, &st, &detail);
+		json_decref(old);
+	}
 	if (rc)
 	{
 		char		buf[300];
@@ -101,6 +108,53 @@ check_patch(const char *res_text, const char *body_text, bool users, const char 
 	free(detail);
 	free(got);
 	json_decref(res);
+	json_decref(body);
+}
+
+/* PUT (put true) or a POST body's type check: the result or "status scimType" */
+static void
+check_put(const char *res_text, const char *body_text, bool put, bool users, const char *want)
+{
+	json_t	   *res = json_loads(res_text, 0, NULL);
+	json_t	   *body = json_loads(body_text, 0, NULL);
+	json_t	   *old = json_deep_copy(res);
+	const char *st = NULL;
+	char	   *detail = NULL;
+	char	   *got;
+	int			rc;
+
+	tests++;
+	if (put)
+		rc = patch_put(res, body, users, &st, &detail);
+	else
+	{
+		json_decref(res);
+		res = patch_canon_resource(body, users);
+		json_decref(old);
+		old = NULL;
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = patch_check(res, old, users, &st, &detail);
+	if (rc)
+	{
+		char		buf[300];
+
+		snprintf(buf, sizeof(buf), "%d %s", rc, st ? st : "-");
+		got = strdup(buf);
+	}
+	else
+		got = json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS);
+	if (strcmp(got, want) != 0)
+	{
+		failures++;
+		printf("FAIL %s %s\n  got  %s\n  want %s\n  %s\n", put ? "put" : "post", body_text, got, want,
+			   detail ? detail : "");
+	}
+	free(detail);
+	free(got);
+	json_decref(res);
+	json_decref(old);
 	json_decref(body);
 }
 
@@ -203,6 +257,56 @@ main(void)
 	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"emails\":[{\"type\":\"work\",\"value\":\"a@x\"}]}",
 				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"work\",\"value\":\"b@x\"},{\"type\":\"home\",\"value\":\"h@x\"}]}]}", true,
 				"{\"emails\":[{\"type\":\"work\",\"value\":\"b@x\"},{\"type\":\"home\",\"value\":\"h@x\"}],\"id\":\"1\",\"userName\":\"a\"}");
+	/* RFC 7643 types: a value of the wrong type is 400 invalidValue */
+	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
+				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"name.givenName\",\"value\":{\"x\":1}}]}", true,
+				"400 invalidValue");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
+				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"userName\",\"value\":7}]}", true, "400 invalidValue");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"active\":true}",
+				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"active\",\"value\":\"maybe\"}]}", true, "400 invalidValue");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"value\":\"a@x\",\"primary\":\"yes\"}]}]}", true,
+				"400 invalidValue");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"roles\",\"value\":[{\"value\":\"r\",\"primary\":\"False\"}]}]}", true,
+				"{\"id\":\"1\",\"roles\":[{\"primary\":\"False\",\"value\":\"r\"}],\"userName\":\"a\"}");
+	/* a stored value of another type is not the client's: not checked */
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"title\":5}",
+				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"userName\",\"value\":\"b\"}]}", true,
+				"{\"id\":\"1\",\"title\":5,\"userName\":\"b\"}");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"emails\":[{\"type\":\"work\",\"value\":5}]}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"home\",\"value\":\"h@x\"}]}]}", true,
+				"{\"emails\":[{\"type\":\"work\",\"value\":5},{\"type\":\"home\",\"value\":\"h@x\"}],\"id\":\"1\",\"userName\":\"a\"}");
+	check_patch("{\"id\":\"1\",\"userName\":\"a\",\"emails\":[{\"type\":\"work\",\"value\":5}]}",
+				"{\"Operations\":[{\"op\":\"add\",\"path\":\"emails\",\"value\":[{\"type\":\"home\",\"value\":6}]}]}", true,
+				"400 invalidValue");
+	/* Okta's group rename repeats the id: no change; another id is */
+	check_patch("{\"id\":\"5\",\"displayName\":\"g\"}",
+				"{\"Operations\":[{\"op\":\"replace\",\"value\":{\"id\":\"5\",\"displayName\":\"h\"}}]}", false,
+				"{\"displayName\":\"h\",\"id\":\"5\"}");
+	check_patch("{\"id\":\"5\",\"displayName\":\"g\"}",
+				"{\"Operations\":[{\"op\":\"replace\",\"value\":{\"id\":\"6\",\"displayName\":\"h\"}}]}", false,
+				"400 mutability");
+	/* groups of a User are read-only (RFC 7643 section 4.1.2), whatever the value */
+	check_patch("{\"id\":\"1\",\"userName\":\"a\"}",
+				"{\"Operations\":[{\"op\":\"replace\",\"path\":\"groups\",\"value\":\"x\"}]}", true, "400 mutability");
+	/* PUT: the id repeated is fine, another id is 400 mutability */
+	check_put("{\"id\":\"1\",\"userName\":\"a\",\"meta\":{\"version\":\"x\"}}",
+			  "{\"id\":\"1\",\"userName\":\"b\",\"meta\":{\"version\":\"y\"}}", true, true,
+			  "{\"id\":\"1\",\"meta\":{\"version\":\"x\"},\"userName\":\"b\"}");
+	check_put("{\"id\":\"1\",\"userName\":\"a\"}", "{\"id\":\"2\",\"userName\":\"a\"}", true, true,
+			  "400 mutability");
+	check_put("{\"id\":\"1\",\"userName\":\"a\"}", "{\"userName\":\"a\",\"name\":{\"givenName\":[\"x\"]}}", true, true,
+			  "400 invalidValue");
+	/* POST bodies */
+	check_put("{}", "{\"userName\":\"a\",\"name\":\"not an object\"}", false, true, "400 invalidValue");
+	check_put("{}", "{\"userName\":\"a\",\"active\":\"maybe\"}", false, true, "400 invalidValue");
+	check_put("{}", "{\"userName\":42}", false, true, "400 invalidValue");
+	check_put("{}", "{\"userName\":\"a\",\"active\":\"True\",\"emails\":[{\"value\":\"a@x\",\"primary\":true}]}", false, true,
+			  "{\"active\":\"True\",\"emails\":[{\"primary\":true,\"value\":\"a@x\"}],\"userName\":\"a\"}");
+	check_put("{}", "{\"displayName\":\"g\",\"members\":{\"value\":\"1\"}}", false, false, "400 invalidValue");
+	check_put("{}", "{\"displayName\":\"g\",\"members\":[{\"value\":1}]}", false, false, "400 invalidValue");
 	printf("%d of %d tests failed\n", failures, tests);
 	return failures ? 1 : 0;
 }
