@@ -308,12 +308,13 @@ LANGUAGE sql STABLE AS $$
 				ELSE '{}'::pg_catalog.jsonb END)
 $$;
 
--- Sealed events of an application after a position, in position order,
--- optionally of some types only.  Rows hold up to 1000 events, so the row
--- holding position after + 1 starts at most 999 positions earlier.  Rows are
--- read in position order and expanded one at a time, so a limit stops the
--- scan early.
-CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+-- The SQL expansion of the compact events, kept as the reference the C
+-- reader (src/outbox_read.c) renders byte for byte: the tests compare the
+-- two, and the delivery benchmark measures against it.  Sealed events of an
+-- application after a position, in position order, optionally of some
+-- types only.  Rows hold up to 1000 events, so the row holding position
+-- after + 1 starts at most 999 positions earlier.
+CREATE FUNCTION @extschema@._events_sql(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
 RETURNS TABLE ("position" bigint, type text, event jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -327,6 +328,34 @@ SET search_path = pg_catalog, pg_temp AS $$
 	   AND (types IS NULL OR @extschema@._event_type(e.ev->0) = ANY (types))
 	 ORDER BY o.position, e.i
 	 LIMIT lim
+$$;
+
+-- The readers of the outbox in C (src/outbox_read.c): one index scan per
+-- call from the row that may hold position after + 1, parsing only the
+-- events returned.  _render_events gives each event's JSON text, exactly
+-- the text of _event's jsonb; _event_refs positions and ids alone.
+CREATE FUNCTION @extschema@._render_events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, type text, event text)
+AS 'MODULE_PATHNAME', 'connector_render_events'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@._render_events(text, bigint, bigint, text[]) IS
+	'Sealed events of an application after a position, as event JSON text, in position order.';
+
+CREATE FUNCTION @extschema@._event_refs(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, id text)
+AS 'MODULE_PATHNAME', 'connector_event_refs'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@._event_refs(text, bigint, bigint, text[]) IS
+	'Positions and ids of the sealed events of an application after a position, without their JSON.';
+
+-- Sealed events of an application after a position, in position order,
+-- optionally of some types only: the events of changes().
+CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, type text, event jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT r.position, r.type, r.event::jsonb
+	  FROM @extschema@._render_events(p_app, after, lim, types) r
 $$;
 
 CREATE FUNCTION @extschema@.changes(app text, after bigint DEFAULT 0, "limit" int DEFAULT 1000)

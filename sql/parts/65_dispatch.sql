@@ -30,41 +30,17 @@ COMMENT ON FUNCTION @extschema@._sign(text, bigint, text, bytea) IS
 	'Standard Webhooks signature ("v1,<base64>") of one message for one key.';
 
 -- The bodies of pending messages are built by _dispatch_next, in one pass
--- over the events of all the messages it returns: the event JSON, or a batch
--- envelope.  A body depends only on the sealed events in the message's range,
--- so a retry, even after a crash, sends the same bytes.
-
--- The positions _events() would return, without building the events: what
--- cutting batches needs, at a fraction of the cost.
-CREATE FUNCTION @extschema@._event_positions(p_app text, after bigint, lim bigint,
-											 types text[] DEFAULT NULL)
-RETURNS SETOF bigint
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF types IS NULL THEN
-		-- the row's count is enough: no JSON is parsed
-		RETURN QUERY
-			SELECT o.position + g.i - 1
-			  FROM @extschema@.outbox o
-			 CROSS JOIN LATERAL generate_series(1::bigint, o.n) g(i)
-			 WHERE o.position > after - 1000 AND o.app = p_app
-			   AND o.position + g.i - 1 > after
-			 ORDER BY o.position, g.i
-			 LIMIT lim;
-	ELSE
-		RETURN QUERY
-			SELECT o.position + e.i - 1
-			  FROM @extschema@.outbox o
-			 CROSS JOIN LATERAL jsonb_array_elements(o.events::jsonb) WITH ORDINALITY e(ev, i)
-			 WHERE o.position > after - 1000 AND o.app = p_app
-			   AND o.position + e.i - 1 > after
-			   AND @extschema@._event_type(e.ev->0) = ANY (types)
-			 ORDER BY o.position, e.i
-			 LIMIT lim;
-	END IF;
-END
-$$;
+-- over the events of all the messages it returns, by _message_bodies in C
+-- (src/outbox_read.c): the event JSON, or a batch envelope.  A body depends
+-- only on the sealed events in the message's range, so a retry, even after
+-- a crash, sends the same bytes.
+CREATE FUNCTION @extschema@._message_bodies(p_app text, types text[], batch boolean,
+											firsts bigint[], lasts bigint[], ids text[])
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'connector_message_bodies'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@._message_bodies(text, text[], boolean, bigint[], bigint[], text[]) IS
+	'Bodies of messages over position ranges: the event JSON, or with batch the event.batch envelope.';
 
 -- Pick the next messages of every active endpoint the worker is not busy
 -- with and that has no dispatch_error (or of one_endpoint alone, which the
@@ -87,12 +63,7 @@ DECLARE
 	m_first bigint[];
 	m_last bigint[];
 	m_id text[];
-	ev_pos bigint[];
-	ev jsonb[];
-	lo bigint;
-	hi bigint;
-	i int;
-	j int;
+	bodies text[];
 BEGIN
 	-- Each endpoint row is locked as it is read, until the round commits: a
 	-- redeliver() or an update committed in between would otherwise be undone
@@ -124,18 +95,11 @@ BEGIN
 			INSERT INTO @extschema@.pending (endpoint_id, first_position, last_position,
 											 n_events, message_id)
 			SELECT e.id, min(s.position), max(s.position), count(*),
-				   CASE WHEN e.batch_size = 1 THEN min(s.event->>'id')
+				   CASE WHEN e.batch_size = 1 THEN min(s.id)
 						ELSE format('batch_%s_%s_%s', e.id, min(s.position), max(s.position)) END
-			  FROM (SELECT x.position, x.event,
+			  FROM (SELECT x.position, x.id,
 						   (row_number() OVER (ORDER BY x.position) - 1) / e.batch_size AS grp
-					  FROM @extschema@._events(e.app, start, room::bigint, e.types) x
-					 WHERE e.batch_size = 1
-					UNION ALL
-					-- a batch needs no event id: cut it from positions alone
-					SELECT x.pos, NULL,
-						   (row_number() OVER (ORDER BY x.pos) - 1) / e.batch_size
-					  FROM @extschema@._event_positions(e.app, start, room::bigint * e.batch_size, e.types) x(pos)
-					 WHERE e.batch_size > 1) s
+					  FROM @extschema@._event_refs(e.app, start, room::bigint * e.batch_size, e.types) x) s
 			 GROUP BY s.grp;
 			IF NOT FOUND AND head IS NULL THEN
 				-- one statement, one snapshot: no event may slip in between
@@ -143,7 +107,7 @@ BEGIN
 				   SET cursor = greatest(x.cursor, s.last_position)
 				  FROM @extschema@.seal_state s
 				 WHERE x.id = e.id
-				   AND NOT EXISTS (SELECT 1 FROM @extschema@._events(e.app, start, 1, e.types));
+				   AND NOT EXISTS (SELECT 1 FROM @extschema@._event_refs(e.app, start, 1, e.types));
 				CONTINUE;
 			END IF;
 		END IF;
@@ -164,19 +128,9 @@ BEGIN
 		IF m_first IS NULL THEN
 			CONTINUE;
 		END IF;
-		lo := m_first[1];
-		hi := m_last[array_length(m_last, 1)];
-		SELECT array_agg(x.position ORDER BY x.position), array_agg(x.event ORDER BY x.position)
-		  INTO ev_pos, ev
-		  FROM @extschema@._events(e.app, lo - 1, hi - lo + 1, e.types) x
-		 WHERE x.position <= hi;
+		bodies := @extschema@._message_bodies(e.app, e.types, e.batch_size > 1, m_first, m_last, m_id);
 		keys := @extschema@._endpoint_signing_keys(e.id);
-		i := 1;
 		FOR k IN 1 .. array_length(m_first, 1) LOOP
-			j := i;
-			WHILE j <= coalesce(array_length(ev_pos, 1), 0) AND ev_pos[j] <= m_last[k] LOOP
-				j := j + 1;
-			END LOOP;
 			endpoint_id := e.id;
 			ordered := e.ordered;
 			url := e.url;
@@ -184,19 +138,8 @@ BEGIN
 			timeout_ms := e.timeout_ms;
 			message_id := m_id[k];
 			first_position := m_first[k];
-			IF e.batch_size = 1 THEN
-				body := ev[i]::text;
-			ELSE
-				SELECT jsonb_build_object(
-						   'id', m_id[k],
-						   'type', 'event.batch',
-						   'timestamp', max(u.v->>'timestamp'),
-						   'data', jsonb_build_object('events', jsonb_agg(u.v ORDER BY u.o)))::text
-				  INTO body
-				  FROM unnest(ev[i:j - 1]) WITH ORDINALITY u(v, o);
-			END IF;
+			body := bodies[k];
 			RETURN NEXT;
-			i := j;
 		END LOOP;
 	END LOOP;
 END
@@ -238,7 +181,7 @@ BEGIN
 	n := p.n_events;
 	IF n IS NULL THEN
 		SELECT count(*) INTO n
-		  FROM @extschema@._events(e.app, p.first_position - 1, p.last_position - p.first_position + 1, e.types) x
+		  FROM @extschema@._event_refs(e.app, p.first_position - 1, p.last_position - p.first_position + 1, e.types) x
 		 WHERE x.position <= p.last_position;
 	END IF;
 
