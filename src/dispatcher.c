@@ -750,15 +750,58 @@ InSubtransaction(void (*fn) (void *), void *arg)
 	return edata;
 }
 
+/* 2xx answers of one endpoint not recorded yet (of Outcome *). */
+typedef struct DeliveredGroup
+{
+	int			endpoint_id;
+	List	   *outcomes;
+} DeliveredGroup;
+
+/*
+ * Record a group of 2xx answers of one endpoint in one call
+ * (_dispatch_delivered), marking them done unless the endpoint is locked.
+ */
+static void
+RecordDelivered(DeliveredGroup *g)
+{
+	Oid			types[3] = {INT4OID, INT8ARRAYOID, INT4OID};
+	Datum		values[3];
+	Datum	   *firsts;
+	ListCell   *lc;
+	int			n = 0;
+	bool		isnull;
+	bool		done;
+
+	if (g->outcomes == NIL)
+		return;
+	firsts = palloc(sizeof(Datum) * list_length(g->outcomes));
+	foreach(lc, g->outcomes)
+		firsts[n++] = Int64GetDatum(((Outcome *) lfirst(lc))->first_position);
+	values[0] = Int32GetDatum(g->endpoint_id);
+	values[1] = PointerGetDatum(construct_array(firsts, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = Int32GetDatum(((Outcome *) llast(g->outcomes))->status);
+	WorkerExec("SELECT connector._dispatch_delivered($1, $2, $3)", 3, types, values, NULL, false);
+	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	foreach(lc, g->outcomes)
+		((Outcome *) lfirst(lc))->done = done;
+	list_free(g->outcomes);
+	g->outcomes = NIL;
+	pfree(firsts);
+}
+
 /*
  * Record the outcomes of a list (of Outcome *) that are not done yet,
  * marking them done; one whose endpoint another transaction holds stays
- * for a later round.
+ * for a later round.  The 2xx answers of an endpoint are recorded together,
+ * before any later failure of that endpoint, so the endpoint ends as if
+ * each had been recorded in turn.
  */
 static void
 RecordList(void *arg)
 {
 	ListCell   *lc;
+	List	   *groups = NIL;
 
 	foreach(lc, (List *) arg)
 	{
@@ -767,9 +810,27 @@ RecordList(void *arg)
 		Datum		values[5] = {0};
 		char		nulls[5] = "     ";
 		bool		isnull;
+		DeliveredGroup *g = NULL;
+		ListCell   *gc;
 
 		if (o->done)
 			continue;
+		foreach(gc, groups)
+			if (((DeliveredGroup *) lfirst(gc))->endpoint_id == o->endpoint_id)
+				g = lfirst(gc);
+		if (o->status >= 200 && o->status <= 299)
+		{
+			if (g == NULL)
+			{
+				g = palloc0(sizeof(DeliveredGroup));
+				g->endpoint_id = o->endpoint_id;
+				groups = lappend(groups, g);
+			}
+			g->outcomes = lappend(g->outcomes, o);
+			continue;
+		}
+		if (g != NULL)
+			RecordDelivered(g);
 		values[0] = Int32GetDatum(o->endpoint_id);
 		values[1] = Int64GetDatum(o->first_position);
 		values[2] = Int32GetDatum(o->status);
@@ -783,6 +844,9 @@ RecordList(void *arg)
 		o->done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											 1, &isnull));
 	}
+	foreach(lc, groups)
+		RecordDelivered(lfirst(lc));
+	list_free_deep(groups);
 }
 
 /*

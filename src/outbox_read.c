@@ -47,6 +47,7 @@
 #include "capture.h"
 
 PG_FUNCTION_INFO_V1(connector_render_events);
+PG_FUNCTION_INFO_V1(connector_events);
 PG_FUNCTION_INFO_V1(connector_event_refs);
 PG_FUNCTION_INFO_V1(connector_message_bodies);
 
@@ -66,6 +67,7 @@ typedef struct OutboxRow
 	TimestampTz occurred_at;
 	text	   *origin_raw;		/* compact origin, as stored */
 	char	   *origin;			/* the origin object, rendered when first needed */
+	Jsonb	   *origin_jb;		/* the compact origin, parsed when first needed */
 	text	   *events_raw;		/* compact events, as stored (maybe toasted) */
 	char	   *events;			/* detoasted, NUL-terminated, when first needed */
 	const char *next;			/* start of element "parsed" in events */
@@ -464,8 +466,9 @@ EventScanBegin(text *app, int64 after, int64 upto, ArrayType *types)
 	}
 	s->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "connector outbox row",
 									  ALLOCSET_DEFAULT_SIZES);
+	/* an event's memory is freed at once: a first block that holds most */
 	s->evcxt = AllocSetContextCreate(CurrentMemoryContext, "connector outbox event",
-									 ALLOCSET_DEFAULT_SIZES);
+									 0, 64 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
 	initStringInfo(&s->scratch);
 	s->rel = table_open(outbox_relid, AccessShareLock);
 	s->idx = index_open(outbox_indexid, AccessShareLock);
@@ -526,6 +529,7 @@ NextRow(EventScan *s)
 														   false, -1));
 		MemoryContextSwitchTo(old);
 		r->origin = NULL;
+		r->origin_jb = NULL;
 		r->events = NULL;
 		s->i = (int) Max(0, s->after + 1 - r->position);
 		return true;
@@ -618,26 +622,41 @@ AppendUtcTime(StringInfo buf, TimestampTz ts)
  * per row: the compact [via, db_user, session_user, application_name,
  * client_addr(, operation, request_id)] in jsonb's key order.
  */
+static JsonbContainer *
+RowOriginParsed(EventScan *s)
+{
+	OutboxRow  *r = &s->row;
+	MemoryContext old;
+	JsonbContainer *c;
+
+	if (r->origin_jb == NULL)
+	{
+		old = MemoryContextSwitchTo(s->rowcxt);
+		r->origin_jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														  CStringGetDatum(text_to_cstring(r->origin_raw))));
+		MemoryContextSwitchTo(old);
+	}
+	c = &r->origin_jb->root;
+	/* as jsonb_array_length in connector._origin */
+	if (!JsonContainerIsArray(c) || JsonContainerIsScalar(c))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot get array length of a non-array")));
+	return c;
+}
+
 static const char *
 RowOrigin(EventScan *s)
 {
 	OutboxRow  *r = &s->row;
 	StringInfoData buf;
-	char	   *raw;
-	Jsonb	   *o;
 	JsonbContainer *c;
 	MemoryContext old;
 
 	if (r->origin != NULL)
 		return r->origin;
+	c = RowOriginParsed(s);
 	old = MemoryContextSwitchTo(s->rowcxt);
-	raw = text_to_cstring(r->origin_raw);
-	o = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(raw)));
-	c = &o->root;
-	if (!JsonContainerIsArray(c) || JsonContainerIsScalar(c))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot get array length of a non-array")));
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"via\": ");
 	AppendJsonbValue(&buf, Element(c, 0));
@@ -757,6 +776,178 @@ RenderEvent(EventScan *s, FoundEvent *ev, StringInfo buf)
 	MemoryContextSwitchTo(old);
 }
 
+/* ---- the same event as jsonb (changes()) ---- */
+
+static void
+PushKey(JsonbParseState **st, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	(void) pushJsonbValue(st, WJB_KEY, &k);
+}
+
+/* Push a value: v, or null for NULL (absent). */
+static void
+PushValue(JsonbParseState **st, JsonbValue *v)
+{
+	JsonbValue	null;
+
+	if (v == NULL)
+	{
+		null.type = jbvNull;
+		v = &null;
+	}
+	(void) pushJsonbValue(st, WJB_VALUE, v);
+}
+
+/* Push a string value, or null for NULL. */
+static void
+PushString(JsonbParseState **st, const char *str)
+{
+	JsonbValue	v;
+
+	if (str == NULL)
+	{
+		PushValue(st, NULL);
+		return;
+	}
+	v.type = jbvString;
+	v.val.string.val = (char *) str;
+	v.val.string.len = strlen(str);
+	(void) pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
+ * The event of RenderEvent as jsonb, built from the parsed parts without
+ * writing and reading text again (jsonb sorts the keys itself).
+ */
+static Jsonb *
+EventJsonb(EventScan *s, FoundEvent *ev)
+{
+	OutboxRow  *r = &s->row;
+	JsonbContainer *e = &ev->ev->root;
+	JsonbValue *account = Element(e, 1);
+	JsonbValue *entitlement = Element(e, 2);
+	JsonbValue *credential = Element(e, 5);
+	JsonbContainer *o;
+	JsonbParseState *st = NULL;
+	JsonbValue	num;
+	JsonbValue *res;
+	char	   *expires;
+	char	   *ts;
+	StringInfoData id;
+	MemoryContext old;
+	Jsonb	   *out;
+
+	o = RowOriginParsed(s);
+	old = MemoryContextSwitchTo(s->evcxt);
+	expires = JsonbValueText(Element(e, 6));
+	ts = JsonbValueText(Element(e, 7));
+	initStringInfo(&id);
+	AppendEventId(&id, r, ev->position);
+
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	PushKey(&st, "id");
+	PushString(&st, id.data);
+	PushKey(&st, "type");
+	PushString(&st, ev->type);
+	PushKey(&st, "timestamp");
+	if (ts == NULL)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		AppendUtcTime(&buf, r->occurred_at);
+		buf.data[buf.len - 1] = '\0';
+		ts = buf.data + 1;
+	}
+	PushString(&st, ts);
+	PushKey(&st, "data");
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	PushKey(&st, "before");
+	PushValue(&st, Element(e, 4));
+	PushKey(&st, "after");
+	PushValue(&st, Element(e, 3));
+	PushKey(&st, "app");
+	PushString(&st, pnstrdup(s->app, s->applen));
+	PushKey(&st, "position");
+	num.type = jbvNumeric;
+	num.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(ev->position)));
+	PushValue(&st, &num);
+	PushKey(&st, "txid");
+	PushString(&st, psprintf(UINT64_FORMAT, r->txid));
+	PushKey(&st, "expires_at");
+	if (expires == NULL)
+		PushValue(&st, NULL);
+	else
+		PushString(&st, JsonEncodeDateTime(NULL,
+										   DirectFunctionCall3(timestamptz_in, CStringGetDatum(expires),
+															   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+										   TIMESTAMPTZOID, NULL));
+	PushKey(&st, "origin");
+	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	PushKey(&st, "via");
+	PushValue(&st, Element(o, 0));
+	PushKey(&st, "db_user");
+	PushValue(&st, Element(o, 1));
+	PushKey(&st, "session_user");
+	PushValue(&st, Element(o, 2));
+	PushKey(&st, "application_name");
+	PushValue(&st, Element(o, 3));
+	PushKey(&st, "client_addr");
+	PushValue(&st, Element(o, 4));
+	if (JsonContainerSize(o) > 5)
+	{
+		PushKey(&st, "operation");
+		PushValue(&st, Element(o, 5));
+		PushKey(&st, "request_id");
+		PushValue(&st, Element(o, 6));
+	}
+	(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	if (Present(account))
+	{
+		JsonbContainer *a = Container(account);
+
+		PushKey(&st, "account");
+		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&st, "id");
+		PushValue(&st, Element(a, 0));
+		PushKey(&st, "name");
+		PushValue(&st, Element(a, 1));
+		PushKey(&st, "kind");
+		PushValue(&st, Element(a, 2));
+		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	if (Present(entitlement))
+	{
+		JsonbContainer *n = Container(entitlement);
+
+		PushKey(&st, "entitlement");
+		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&st, "id");
+		PushValue(&st, Element(n, 0));
+		PushKey(&st, "name");
+		PushValue(&st, Element(n, 1));
+		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	if (Present(credential))
+	{
+		PushKey(&st, "credential");
+		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+		PushKey(&st, "id");
+		PushValue(&st, credential);
+		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	}
+	(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	MemoryContextSwitchTo(old);
+	out = JsonbValueToJsonb(res);
+	return out;
+}
+
 /*
  * The timestamp an event has in its JSON, as text (for a batch's
  * timestamp), in the caller's memory.
@@ -795,12 +986,12 @@ ScanFromArgs(FunctionCallInfo fcinfo, int64 *lim)
 }
 
 /*
- * connector._render_events(app, after, lim, types): the first lim sealed
- * events of app after position after (of the given types, if any), as
- * (position, type, event JSON text), in position order.
+ * The events of _render_events (text) or _events (jsonb): the first lim
+ * sealed events of app after position after (of the given types, if any),
+ * as (position, type, event), in position order.
  */
-Datum
-connector_render_events(PG_FUNCTION_ARGS)
+static Datum
+EventsSRF(FunctionCallInfo fcinfo, bool as_jsonb)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	EventScan  *s;
@@ -819,19 +1010,42 @@ connector_render_events(PG_FUNCTION_ARGS)
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		resetStringInfo(&buf);
-		RenderEvent(s, &ev, &buf);
 		values[0] = Int64GetDatum(ev.position);
 		if (ev.type)
 			values[1] = CStringGetTextDatum(ev.type);
 		else
 			nulls[1] = true;
-		values[2] = PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
+		if (as_jsonb)
+			values[2] = JsonbPGetDatum(EventJsonb(s, &ev));
+		else
+		{
+			resetStringInfo(&buf);
+			RenderEvent(s, &ev, &buf);
+			values[2] = PointerGetDatum(cstring_to_text_with_len(buf.data, buf.len));
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		count++;
+		/* the tuplestore has copied them */
+		pfree(DatumGetPointer(values[2]));
+		if (!nulls[1])
+			pfree(DatumGetPointer(values[1]));
 	}
 	EventScanEnd(s);
 	return (Datum) 0;
+}
+
+/* connector._render_events(app, after, lim, types): events as JSON text. */
+Datum
+connector_render_events(PG_FUNCTION_ARGS)
+{
+	return EventsSRF(fcinfo, false);
+}
+
+/* connector._events(app, after, lim, types): events as jsonb (changes()). */
+Datum
+connector_events(PG_FUNCTION_ARGS)
+{
+	return EventsSRF(fcinfo, true);
 }
 
 /*
