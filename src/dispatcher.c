@@ -528,6 +528,7 @@ typedef struct EndpointRun
 	int			endpoint_id;
 	List	   *queue;			/* Messages not yet sent, in order */
 	int			in_flight;
+	int64		hand_last;		/* first_position of the last message in hand */
 } EndpointRun;
 
 /* A finished request whose outcome is not yet recorded. */
@@ -907,7 +908,9 @@ ForgetRecordedOutcomes(void)
 /* What PickMessages picks for: every endpoint, or one. */
 typedef struct PickArg
 {
-	ArrayType  *busy;			/* endpoints with messages in hand */
+	ArrayType  *busy;			/* endpoints with enough messages in hand */
+	ArrayType  *hand;			/* endpoints with a few messages in hand */
+	ArrayType  *hand_last;		/* and the first position of the last of them */
 	int			only;			/* 0: every endpoint without a failure */
 	List	   *messages;		/* out: Message *, in worker_cxt */
 } PickArg;
@@ -917,9 +920,9 @@ static void
 PickMessages(void *arg)
 {
 	PickArg    *a = arg;
-	Oid			types[3] = {INT4ARRAYOID, INT4OID, INT4OID};
-	Datum		values[3] = {0};
-	char		nulls[3] = "   ";
+	Oid			types[5] = {INT4ARRAYOID, INT4OID, INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum		values[5] = {0};
+	char		nulls[5] = "     ";
 	uint64		i;
 
 	values[0] = PointerGetDatum(a->busy);
@@ -927,10 +930,12 @@ PickMessages(void *arg)
 	values[2] = Int32GetDatum(a->only);
 	if (a->only == 0)
 		nulls[2] = 'n';
+	values[3] = PointerGetDatum(a->hand);
+	values[4] = PointerGetDatum(a->hand_last);
 	WorkerExec("SELECT endpoint_id, ordered, url, headers::text, timeout_ms, message_id,"
 			   " first_position, body, keys"
-			   " FROM connector._dispatch_next($1, $2, $3)",
-			   3, types, values, nulls, false);
+			   " FROM connector._dispatch_next($1, $2, $3, $4, $5)",
+			   5, types, values, nulls, false);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -984,9 +989,9 @@ PickMessages(void *arg)
  * puts the endpoint off with backoff; the others are served meanwhile.
  */
 static List *
-PickForEndpoint(ArrayType *busy, int id, const char *app, const char *name, bool failing)
+PickForEndpoint(PickArg *all, int id, const char *app, const char *name, bool failing)
 {
-	PickArg		one = {busy, id, NIL};
+	PickArg		one = {all->busy, all->hand, all->hand_last, id, NIL};
 	TimestampTz start = GetCurrentTimestamp();
 	ErrorData  *edata = InSubtransaction(PickMessages, &one);
 	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
@@ -1032,7 +1037,7 @@ PickForEndpoint(ArrayType *busy, int id, const char *app, const char *name, bool
  * failure, or those whose failure is due for another try.
  */
 static List *
-PickOneByOne(ArrayType *busy, bool failing)
+PickOneByOne(PickArg *all, bool failing)
 {
 	Oid			types[2] = {INT4ARRAYOID, BOOLOID};
 	Datum		values[2] = {0};
@@ -1041,7 +1046,7 @@ PickOneByOne(ArrayType *busy, bool failing)
 	uint64		i;
 	List	   *picked = NIL;
 
-	values[0] = PointerGetDatum(busy);
+	values[0] = PointerGetDatum(all->busy);
 	values[1] = BoolGetDatum(failing);
 	WorkerExec("SELECT endpoint_id, app, name FROM connector._dispatch_endpoints($1, $2)",
 			   2, types, values, NULL, false);
@@ -1053,7 +1058,7 @@ PickOneByOne(ArrayType *busy, bool failing)
 		int			id = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 		char	   *app = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
 		char	   *name = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
-		List	   *some = PickForEndpoint(busy, id, app, name, failing);
+		List	   *some = PickForEndpoint(all, id, app, name, failing);
 		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 
 		picked = list_concat(picked, some);
@@ -1078,26 +1083,47 @@ LoadMessages(void)
 	List	   *busy = NIL;
 	ArrayType  *arr;
 	Datum	   *elems;
+	Datum	   *hand;
+	Datum	   *hand_last;
 	int			n = 0;
-	PickArg		all = {NULL, 0, NIL};
+	int			nhand = 0;
+	PickArg		all = {NULL, NULL, NULL, 0, NIL};
 	ErrorData  *edata;
 	List	   *picked;
 	List	   *retried;
 	MemoryContext old;
 
-	/* endpoints with messages in hand are left out; all others are candidates */
+	/*
+	 * Endpoints with messages in hand are left out while they have enough;
+	 * one whose queue runs short gets the messages after those in hand, so
+	 * the next ones are ready before the last is answered (the round then
+	 * overlaps HTTP instead of stopping it).  All others are candidates.
+	 */
+	elems = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
+	hand = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
+	hand_last = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
 	foreach(lc, endpoint_runs)
 	{
 		EndpointRun *run = lfirst(lc);
 
-		if (run->in_flight > 0 || run->queue != NIL)
+		if (run->in_flight == 0 && run->queue == NIL)
+			continue;
+		if (list_length(run->queue) >= PREFETCH_PER_ENDPOINT / 2)
+		{
 			busy = lappend_int(busy, run->endpoint_id);
+			elems[n++] = Int32GetDatum(run->endpoint_id);
+		}
+		else
+		{
+			hand[nhand] = Int32GetDatum(run->endpoint_id);
+			hand_last[nhand++] = Int64GetDatum(run->hand_last);
+		}
 	}
-	elems = palloc(sizeof(Datum) * (list_length(busy) + 1));
-	foreach(lc, busy)
-		elems[n++] = Int32GetDatum(lfirst_int(lc));
 	arr = construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
 	all.busy = arr;
+	all.hand = construct_array(hand, nhand, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+	all.hand_last = construct_array(hand_last, nhand, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+									TYPALIGN_DOUBLE);
 
 	edata = InSubtransaction(PickMessages, &all);
 	if (edata == NULL)
@@ -1115,10 +1141,10 @@ LoadMessages(void)
 	else
 	{
 		FreeMessages(all.messages);
-		picked = PickOneByOne(arr, false);
+		picked = PickOneByOne(&all, false);
 	}
 	/* a failure recorded just now is not due yet: the flag of the seal will do */
-	retried = endpoints_failing ? PickOneByOne(arr, true) : NIL;
+	retried = endpoints_failing ? PickOneByOne(&all, true) : NIL;
 	old = MemoryContextSwitchTo(worker_cxt);
 	picked = list_concat(picked, retried);
 	MemoryContextSwitchTo(old);
@@ -1138,6 +1164,10 @@ QueueMessages(List *messages)
 		Message    *m = lfirst(lc);
 		EndpointRun *run = FindRun(m->endpoint_id, true);
 
+		if (run->queue == NIL && run->in_flight == 0)
+			run->hand_last = m->first_position;
+		else
+			run->hand_last = Max(run->hand_last, m->first_position);
 		run->queue = lappend(run->queue, m);
 	}
 	list_free(messages);

@@ -45,11 +45,14 @@ COMMENT ON FUNCTION @extschema@._message_bodies(text, text[], boolean, bigint[],
 -- Pick the next messages of every active endpoint the worker is not busy
 -- with and that has no dispatch_error (or of one_endpoint alone, which the
 -- worker tries apart): pending messages first (fixed composition), then
--- new ones cut from the sealed events after the endpoint's cursor.  An ordered endpoint
+-- new ones cut from the sealed events after the endpoint's cursor.  The
+-- worker still holds some messages of the endpoints in hand, up to the one
+-- at hand_last[k] for hand[k]: only pending messages after it are returned.  An ordered endpoint
 -- whose first message waits for a retry gives nothing.  An endpoint with
 -- nothing pending and nothing to send moves its cursor to the end of the
 -- stream, past events its types filter leaves out, so retention can go on.
-CREATE FUNCTION @extschema@._dispatch_next(busy int[], per_endpoint int, one_endpoint int DEFAULT NULL)
+CREATE FUNCTION @extschema@._dispatch_next(busy int[], per_endpoint int, one_endpoint int DEFAULT NULL,
+											hand int[] DEFAULT '{}', hand_last bigint[] DEFAULT '{}')
 RETURNS TABLE (endpoint_id int, ordered boolean, url text, headers jsonb, timeout_ms int,
 			   message_id text, first_position bigint, body text, keys bytea[])
 LANGUAGE plpgsql
@@ -64,6 +67,7 @@ DECLARE
 	m_last bigint[];
 	m_id text[];
 	bodies text[];
+	held bigint;
 BEGIN
 	-- Each endpoint row is locked as it is read, until the round commits: a
 	-- redeliver() or an update committed in between would otherwise be undone
@@ -78,6 +82,7 @@ BEGIN
 						 ELSE x.id = one_endpoint END
 			  ORDER BY x.id
 			  FOR UPDATE SKIP LOCKED LOOP
+		held := hand_last[array_position(hand, e.id)];
 		SELECT p.next_attempt INTO head FROM @extschema@.pending p
 		 WHERE p.endpoint_id = e.id ORDER BY p.first_position LIMIT 1;
 		IF e.ordered AND head > now() THEN
@@ -124,6 +129,7 @@ BEGIN
 		  FROM (SELECT q.first_position, q.last_position, q.message_id
 				  FROM @extschema@.pending q
 				 WHERE q.endpoint_id = e.id AND (e.ordered OR q.next_attempt <= now())
+				   AND q.first_position > coalesce(held, -1)
 				 ORDER BY q.first_position
 				 LIMIT cap) p;
 		IF m_first IS NULL THEN
