@@ -529,6 +529,7 @@ typedef struct EndpointRun
 	List	   *queue;			/* Messages not yet sent, in order */
 	int			in_flight;
 	int64		hand_last;		/* first_position of the last message in hand */
+	bool		ordered;		/* as its messages say */
 } EndpointRun;
 
 /* A finished request whose outcome is not yet recorded. */
@@ -1095,9 +1096,9 @@ LoadMessages(void)
 
 	/*
 	 * Endpoints with messages in hand are left out while they have enough;
-	 * one whose queue runs short gets the messages after those in hand, so
-	 * the next ones are ready before the last is answered (the round then
-	 * overlaps HTTP instead of stopping it).  All others are candidates.
+	 * an ordered one whose queue runs short gets the messages after those in
+	 * hand, so the next ones are ready before the last is answered (the round
+	 * then overlaps HTTP instead of stopping it).  All others are candidates.
 	 */
 	elems = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
 	hand = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
@@ -1108,7 +1109,13 @@ LoadMessages(void)
 
 		if (run->in_flight == 0 && run->queue == NIL)
 			continue;
-		if (list_length(run->queue) >= PREFETCH_PER_ENDPOINT / 2)
+		/*
+		 * Only an ordered endpoint holds the head of its pending messages:
+		 * an unordered one may have an earlier message waiting for its
+		 * retry, which picking after those in hand would put off for as
+		 * long as new ones keep coming.
+		 */
+		if (!run->ordered || list_length(run->queue) >= PREFETCH_PER_ENDPOINT / 2)
 		{
 			busy = lappend_int(busy, run->endpoint_id);
 			elems[n++] = Int32GetDatum(run->endpoint_id);
@@ -1164,6 +1171,7 @@ QueueMessages(List *messages)
 		Message    *m = lfirst(lc);
 		EndpointRun *run = FindRun(m->endpoint_id, true);
 
+		run->ordered = m->ordered;
 		if (run->queue == NIL && run->in_flight == 0)
 			run->hand_last = m->first_position;
 		else

@@ -778,52 +778,126 @@ RenderEvent(EventScan *s, FoundEvent *ev, StringInfo buf)
 
 /* ---- the same event as jsonb (changes()) ---- */
 
-static void
-PushKey(JsonbParseState **st, const char *key)
-{
-	JsonbValue	k;
+/*
+ * The event is built as a tree of JsonbValues whose objects list their keys
+ * already in jsonb's order (shorter first, then bytewise), and turned into
+ * jsonb in one pass: pushJsonbValue would sort every object again.
+ */
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	(void) pushJsonbValue(st, WJB_KEY, &k);
-}
-
-/* Push a value: v, or null for NULL (absent). */
-static void
-PushValue(JsonbParseState **st, JsonbValue *v)
+/* A value in the event's memory: a copy of v, or null for NULL. */
+static JsonbValue *
+Value(JsonbValue *v)
 {
-	JsonbValue	null;
+	JsonbValue *out = palloc(sizeof(JsonbValue));
 
 	if (v == NULL)
-	{
-		null.type = jbvNull;
-		v = &null;
-	}
-	(void) pushJsonbValue(st, WJB_VALUE, v);
+		out->type = jbvNull;
+	else
+		*out = *v;
+	return out;
 }
 
-/* Push a string value, or null for NULL. */
-static void
-PushString(JsonbParseState **st, const char *str)
+static JsonbValue *
+StringValue(const char *str)
 {
-	JsonbValue	v;
+	JsonbValue *v = palloc(sizeof(JsonbValue));
 
 	if (str == NULL)
 	{
-		PushValue(st, NULL);
-		return;
+		v->type = jbvNull;
+		return v;
 	}
-	v.type = jbvString;
-	v.val.string.val = (char *) str;
-	v.val.string.len = strlen(str);
-	(void) pushJsonbValue(st, WJB_VALUE, &v);
+	v->type = jbvString;
+	v->val.string.val = (char *) str;
+	v->val.string.len = strlen(str);
+	return v;
+}
+
+static JsonbValue *
+NewObject(int size)
+{
+	JsonbValue *v = palloc(sizeof(JsonbValue));
+
+	v->type = jbvObject;
+	v->val.object.nPairs = 0;
+	v->val.object.pairs = palloc(sizeof(JsonbPair) * size);
+	return v;
+}
+
+/* Add key: value, the keys in jsonb's order. */
+static void
+AddPair(JsonbValue *obj, const char *key, JsonbValue *value)
+{
+	JsonbPair  *p = &obj->val.object.pairs[obj->val.object.nPairs];
+
+	p->key.type = jbvString;
+	p->key.val.string.val = (char *) key;
+	p->key.val.string.len = strlen(key);
+	p->value = *value;
+	p->order = obj->val.object.nPairs++;
 }
 
 /*
- * The event of RenderEvent as jsonb, built from the parsed parts without
- * writing and reading text again (jsonb sorts the keys itself).
+ * A value taken from a jsonb container (jbvBinary) as a tree, in place: its
+ * keys are in jsonb's order already.
  */
+static void
+Unpack(JsonbValue *v)
+{
+	JsonbContainer *c;
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	tmp;
+	int			n = 0;
+
+	if (v->type != jbvBinary)
+		return;
+	c = v->val.binary.data;
+	it = JsonbIteratorInit(c);
+	tok = JsonbIteratorNext(&it, &tmp, true);
+	if (tok == WJB_BEGIN_OBJECT)
+	{
+		JsonbPair  *pairs = palloc(sizeof(JsonbPair) * Max(JsonContainerSize(c), 1));
+
+		while ((tok = JsonbIteratorNext(&it, &tmp, true)) == WJB_KEY)
+		{
+			pairs[n].key = tmp;
+			pairs[n].order = n;
+			(void) JsonbIteratorNext(&it, &tmp, true);
+			Unpack(&tmp);
+			pairs[n++].value = tmp;
+		}
+		v->type = jbvObject;
+		v->val.object.nPairs = n;
+		v->val.object.pairs = pairs;
+	}
+	else
+	{
+		JsonbValue *elems = palloc(sizeof(JsonbValue) * Max(JsonContainerSize(c), 1));
+
+		while ((tok = JsonbIteratorNext(&it, &tmp, true)) == WJB_ELEM)
+		{
+			Unpack(&tmp);
+			elems[n++] = tmp;
+		}
+		v->type = jbvArray;
+		v->val.array.nElems = n;
+		v->val.array.elems = elems;
+		v->val.array.rawScalar = false;
+	}
+}
+
+/* A part of the compact event as a tree (null when absent). */
+static JsonbValue *
+TreeValue(JsonbValue *v)
+{
+	JsonbValue *out = Value(v);
+
+	Unpack(out);
+	return out;
+}
+
+/* The event of RenderEvent as jsonb, built from the parsed parts. */
 static Jsonb *
 EventJsonb(EventScan *s, FoundEvent *ev)
 {
@@ -833,9 +907,10 @@ EventJsonb(EventScan *s, FoundEvent *ev)
 	JsonbValue *entitlement = Element(e, 2);
 	JsonbValue *credential = Element(e, 5);
 	JsonbContainer *o;
-	JsonbParseState *st = NULL;
+	JsonbValue *top;
+	JsonbValue *data;
+	JsonbValue *origin;
 	JsonbValue	num;
-	JsonbValue *res;
 	char	   *expires;
 	char	   *ts;
 	StringInfoData id;
@@ -848,13 +923,6 @@ EventJsonb(EventScan *s, FoundEvent *ev)
 	ts = JsonbValueText(Element(e, 7));
 	initStringInfo(&id);
 	AppendEventId(&id, r, ev->position);
-
-	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	PushKey(&st, "id");
-	PushString(&st, id.data);
-	PushKey(&st, "type");
-	PushString(&st, ev->type);
-	PushKey(&st, "timestamp");
 	if (ts == NULL)
 	{
 		StringInfoData buf;
@@ -864,87 +932,70 @@ EventJsonb(EventScan *s, FoundEvent *ev)
 		buf.data[buf.len - 1] = '\0';
 		ts = buf.data + 1;
 	}
-	PushString(&st, ts);
-	PushKey(&st, "data");
-	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	PushKey(&st, "before");
-	PushValue(&st, Element(e, 4));
-	PushKey(&st, "after");
-	PushValue(&st, Element(e, 3));
-	PushKey(&st, "app");
-	PushString(&st, pnstrdup(s->app, s->applen));
-	PushKey(&st, "position");
-	num.type = jbvNumeric;
-	num.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(ev->position)));
-	PushValue(&st, &num);
-	PushKey(&st, "txid");
-	PushString(&st, psprintf(UINT64_FORMAT, r->txid));
-	PushKey(&st, "expires_at");
-	if (expires == NULL)
-		PushValue(&st, NULL);
-	else
-		PushString(&st, JsonEncodeDateTime(NULL,
-										   DirectFunctionCall3(timestamptz_in, CStringGetDatum(expires),
-															   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-										   TIMESTAMPTZOID, NULL));
-	PushKey(&st, "origin");
-	(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	PushKey(&st, "via");
-	PushValue(&st, Element(o, 0));
-	PushKey(&st, "db_user");
-	PushValue(&st, Element(o, 1));
-	PushKey(&st, "session_user");
-	PushValue(&st, Element(o, 2));
-	PushKey(&st, "application_name");
-	PushValue(&st, Element(o, 3));
-	PushKey(&st, "client_addr");
-	PushValue(&st, Element(o, 4));
+
+	origin = NewObject(7);
+	AddPair(origin, "via", TreeValue(Element(o, 0)));
+	AddPair(origin, "db_user", TreeValue(Element(o, 1)));
 	if (JsonContainerSize(o) > 5)
 	{
-		PushKey(&st, "operation");
-		PushValue(&st, Element(o, 5));
-		PushKey(&st, "request_id");
-		PushValue(&st, Element(o, 6));
+		AddPair(origin, "operation", TreeValue(Element(o, 5)));
+		AddPair(origin, "request_id", TreeValue(Element(o, 6)));
 	}
-	(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+	AddPair(origin, "client_addr", TreeValue(Element(o, 4)));
+	AddPair(origin, "session_user", TreeValue(Element(o, 2)));
+	AddPair(origin, "application_name", TreeValue(Element(o, 3)));
+
+	data = NewObject(10);
+	AddPair(data, "app", StringValue(pnstrdup(s->app, s->applen)));
+	AddPair(data, "txid", StringValue(psprintf(UINT64_FORMAT, r->txid)));
+	AddPair(data, "after", TreeValue(Element(e, 3)));
+	AddPair(data, "before", TreeValue(Element(e, 4)));
+	AddPair(data, "origin", origin);
 	if (Present(account))
 	{
 		JsonbContainer *a = Container(account);
+		JsonbValue *acc = NewObject(3);
 
-		PushKey(&st, "account");
-		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		PushKey(&st, "id");
-		PushValue(&st, Element(a, 0));
-		PushKey(&st, "name");
-		PushValue(&st, Element(a, 1));
-		PushKey(&st, "kind");
-		PushValue(&st, Element(a, 2));
-		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+		AddPair(acc, "id", TreeValue(Element(a, 0)));
+		AddPair(acc, "kind", TreeValue(Element(a, 2)));
+		AddPair(acc, "name", TreeValue(Element(a, 1)));
+		AddPair(data, "account", acc);
 	}
+	num.type = jbvNumeric;
+	num.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(ev->position)));
+	AddPair(data, "position", &num);
+	if (Present(credential))
+	{
+		JsonbValue *cred = NewObject(1);
+
+		AddPair(cred, "id", TreeValue(credential));
+		AddPair(data, "credential", cred);
+	}
+	if (expires == NULL)
+		AddPair(data, "expires_at", Value(NULL));
+	else
+		AddPair(data, "expires_at",
+				StringValue(JsonEncodeDateTime(NULL,
+											   DirectFunctionCall3(timestamptz_in, CStringGetDatum(expires),
+																   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+											   TIMESTAMPTZOID, NULL)));
 	if (Present(entitlement))
 	{
 		JsonbContainer *n = Container(entitlement);
+		JsonbValue *ent = NewObject(2);
 
-		PushKey(&st, "entitlement");
-		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		PushKey(&st, "id");
-		PushValue(&st, Element(n, 0));
-		PushKey(&st, "name");
-		PushValue(&st, Element(n, 1));
-		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+		AddPair(ent, "id", TreeValue(Element(n, 0)));
+		AddPair(ent, "name", TreeValue(Element(n, 1)));
+		AddPair(data, "entitlement", ent);
 	}
-	if (Present(credential))
-	{
-		PushKey(&st, "credential");
-		(void) pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-		PushKey(&st, "id");
-		PushValue(&st, credential);
-		(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
-	}
-	(void) pushJsonbValue(&st, WJB_END_OBJECT, NULL);
-	res = pushJsonbValue(&st, WJB_END_OBJECT, NULL);
+
+	top = NewObject(4);
+	AddPair(top, "id", StringValue(id.data));
+	AddPair(top, "data", data);
+	AddPair(top, "type", StringValue(ev->type));
+	AddPair(top, "timestamp", StringValue(ts));
 	MemoryContextSwitchTo(old);
-	out = JsonbValueToJsonb(res);
+	out = JsonbValueToJsonb(top);
 	return out;
 }
 
