@@ -958,6 +958,12 @@ PickMessages(void *arg)
 		m->message_id = SPI_getvalue(tup, desc, 6);
 		m->first_position = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
 		m->body = SPI_getvalue(tup, desc, 8);
+		/* pending ranges always hold events; should one not, no crash */
+		if (m->body == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("message %s of endpoint %d has no event left to send",
+							m->message_id, m->endpoint_id)));
 		m->req.bodylen = strlen(m->body);
 		m->req.body = m->body;
 		keys = SPI_getbinval(tup, desc, 9, &isnull);
