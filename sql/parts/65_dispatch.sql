@@ -466,6 +466,11 @@ SELECT e.app,
 		   min(o.occurred_at) AS oldest
 	  FROM @extschema@.outbox o
 	 WHERE o.app = e.app AND o.position > e.cursor - 1000 AND o.position + o.n - 1 > e.cursor
+	   -- always true; as a second bound on position it makes the planner
+	   -- expect a short range (0.5 % of the rows, not a third), which keeps
+	   -- the view's estimated cost, and so JIT compiling it (a third of a
+	   -- second with 1,000,000 rows), away
+	   AND o.position <= e.cursor + (9223372036854775807 - greatest(e.cursor, 0))
   ) p ON true;
 COMMENT ON VIEW @extschema@.status IS
 	'One row per webhook endpoint: delivery state, backlog, counters and what the dispatcher could not do; never a secret.';
