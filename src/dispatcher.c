@@ -969,19 +969,26 @@ PickMessages(void *arg)
 		keys = SPI_getbinval(tup, desc, 9, &isnull);
 		if (!isnull)
 		{
+			ArrayType  *karr = DatumGetArrayTypeP(keys);
 			Datum	   *kd;
 			bool	   *kn;
 			int			nk;
 			int			k;
 
-			deconstruct_array(DatumGetArrayTypeP(keys), BYTEAOID, -1, false, TYPALIGN_INT,
-							  &kd, &kn, &nk);
+			deconstruct_array(karr, BYTEAOID, -1, false, TYPALIGN_INT, &kd, &kn, &nk);
 			for (k = 0; k < nk; k++)
 				if (!kn[k])
 					m->keys = lappend(m->keys, DatumGetByteaPCopy(kd[k]));
+			/* in worker_cxt, which lives as long as the worker: freed now */
+			pfree(kd);
+			pfree(kn);
+			if ((Pointer) karr != DatumGetPointer(keys))
+				pfree(karr);
 		}
 		/* signatures are made when the request starts: the timestamp is per attempt */
 		m->req.headers = WebhookExtraHeaders(NULL, headers);
+		if (headers)
+			pfree(headers);
 		m->req.owner = m;
 		a->messages = lappend(a->messages, m);
 		MemoryContextSwitchTo(old);
