@@ -167,7 +167,10 @@ pages() {
 }
 read_pages() { local t; t=$(now); sql -o /dev/null -f "$1"; since "$t"; }
 pages "SELECT position, event FROM connector.changes('crm', %s, 1000);" >"$work/changes.sql"
-pages "SELECT position, event FROM connector._events_sql('crm', %s, 1000);" >"$work/old.sql"
+# the SQL rendering: _events_sql, or before it existed (older code, for a
+# comparison with the same script) _events itself
+old_fn=$(sql -c "SELECT CASE WHEN to_regproc('connector._events_sql') IS NULL THEN '_events' ELSE '_events_sql' END")
+pages "SELECT position, event FROM connector.$old_fn('crm', %s, 1000);" >"$work/old.sql"
 pages "SELECT count(*) FROM connector.changes('crm', %s, 1000);" >"$work/count.sql"
 pages "SELECT position, events FROM connector.outbox WHERE app = 'crm' AND position > %s - 1000 AND position <= %s + 1000 AND position + n - 1 > %s ORDER BY position;" >"$work/plain.sql"
 # the first read of rows just written costs more (hint bits, the TOAST
