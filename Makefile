@@ -15,6 +15,7 @@ OBJS = \
 	src/capture_names.o \
 	src/capture_outbox.o \
 	src/capture_render.o \
+	src/outbox_read.o \
 	src/dispatcher.o \
 	src/http.o \
 	src/sign.o \

@@ -169,6 +169,7 @@ extern void CaptureXactCallback(XactEvent event, void *arg);
 extern void CaptureSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
 extern bool EventsBuffered(void);
+extern bool FindOutbox(void);
 extern void FlushChunks(void);
 extern int	TypeNumber(const char *type);
 extern void EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map,

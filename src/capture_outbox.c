@@ -174,9 +174,10 @@ NextSeq(int n)
 /*
  * connector.outbox and its index on position, looked up by name once and
  * remembered until a relcache invalidation touches either (or the extension
- * is dropped).  False when there is no outbox.
+ * is dropped).  False when there is no outbox.  Also used by the reader
+ * of the outbox (outbox_read.c).
  */
-static bool
+bool
 FindOutbox(void)
 {
 	Oid			relid;

@@ -528,6 +528,8 @@ typedef struct EndpointRun
 	int			endpoint_id;
 	List	   *queue;			/* Messages not yet sent, in order */
 	int			in_flight;
+	int64		hand_last;		/* first_position of the last message in hand */
+	bool		ordered;		/* as its messages say */
 } EndpointRun;
 
 /* A finished request whose outcome is not yet recorded. */
@@ -750,15 +752,58 @@ InSubtransaction(void (*fn) (void *), void *arg)
 	return edata;
 }
 
+/* 2xx answers of one endpoint not recorded yet (of Outcome *). */
+typedef struct DeliveredGroup
+{
+	int			endpoint_id;
+	List	   *outcomes;
+} DeliveredGroup;
+
+/*
+ * Record a group of 2xx answers of one endpoint in one call
+ * (_dispatch_delivered), marking them done unless the endpoint is locked.
+ */
+static void
+RecordDelivered(DeliveredGroup *g)
+{
+	Oid			types[3] = {INT4OID, INT8ARRAYOID, INT4OID};
+	Datum		values[3];
+	Datum	   *firsts;
+	ListCell   *lc;
+	int			n = 0;
+	bool		isnull;
+	bool		done;
+
+	if (g->outcomes == NIL)
+		return;
+	firsts = palloc(sizeof(Datum) * list_length(g->outcomes));
+	foreach(lc, g->outcomes)
+		firsts[n++] = Int64GetDatum(((Outcome *) lfirst(lc))->first_position);
+	values[0] = Int32GetDatum(g->endpoint_id);
+	values[1] = PointerGetDatum(construct_array(firsts, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = Int32GetDatum(((Outcome *) llast(g->outcomes))->status);
+	WorkerExec("SELECT connector._dispatch_delivered($1, $2, $3)", 3, types, values, NULL, false);
+	done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	foreach(lc, g->outcomes)
+		((Outcome *) lfirst(lc))->done = done;
+	list_free(g->outcomes);
+	g->outcomes = NIL;
+	pfree(firsts);
+}
+
 /*
  * Record the outcomes of a list (of Outcome *) that are not done yet,
  * marking them done; one whose endpoint another transaction holds stays
- * for a later round.
+ * for a later round.  The 2xx answers of an endpoint are recorded together,
+ * before any later failure of that endpoint, so the endpoint ends as if
+ * each had been recorded in turn.
  */
 static void
 RecordList(void *arg)
 {
 	ListCell   *lc;
+	List	   *groups = NIL;
 
 	foreach(lc, (List *) arg)
 	{
@@ -767,9 +812,27 @@ RecordList(void *arg)
 		Datum		values[5] = {0};
 		char		nulls[5] = "     ";
 		bool		isnull;
+		DeliveredGroup *g = NULL;
+		ListCell   *gc;
 
 		if (o->done)
 			continue;
+		foreach(gc, groups)
+			if (((DeliveredGroup *) lfirst(gc))->endpoint_id == o->endpoint_id)
+				g = lfirst(gc);
+		if (o->status >= 200 && o->status <= 299)
+		{
+			if (g == NULL)
+			{
+				g = palloc0(sizeof(DeliveredGroup));
+				g->endpoint_id = o->endpoint_id;
+				groups = lappend(groups, g);
+			}
+			g->outcomes = lappend(g->outcomes, o);
+			continue;
+		}
+		if (g != NULL)
+			RecordDelivered(g);
 		values[0] = Int32GetDatum(o->endpoint_id);
 		values[1] = Int64GetDatum(o->first_position);
 		values[2] = Int32GetDatum(o->status);
@@ -783,6 +846,9 @@ RecordList(void *arg)
 		o->done = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											 1, &isnull));
 	}
+	foreach(lc, groups)
+		RecordDelivered(lfirst(lc));
+	list_free_deep(groups);
 }
 
 /*
@@ -843,7 +909,9 @@ ForgetRecordedOutcomes(void)
 /* What PickMessages picks for: every endpoint, or one. */
 typedef struct PickArg
 {
-	ArrayType  *busy;			/* endpoints with messages in hand */
+	ArrayType  *busy;			/* endpoints with enough messages in hand */
+	ArrayType  *hand;			/* endpoints with a few messages in hand */
+	ArrayType  *hand_last;		/* and the first position of the last of them */
 	int			only;			/* 0: every endpoint without a failure */
 	List	   *messages;		/* out: Message *, in worker_cxt */
 } PickArg;
@@ -853,9 +921,9 @@ static void
 PickMessages(void *arg)
 {
 	PickArg    *a = arg;
-	Oid			types[3] = {INT4ARRAYOID, INT4OID, INT4OID};
-	Datum		values[3] = {0};
-	char		nulls[3] = "   ";
+	Oid			types[5] = {INT4ARRAYOID, INT4OID, INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum		values[5] = {0};
+	char		nulls[5] = "     ";
 	uint64		i;
 
 	values[0] = PointerGetDatum(a->busy);
@@ -863,10 +931,12 @@ PickMessages(void *arg)
 	values[2] = Int32GetDatum(a->only);
 	if (a->only == 0)
 		nulls[2] = 'n';
+	values[3] = PointerGetDatum(a->hand);
+	values[4] = PointerGetDatum(a->hand_last);
 	WorkerExec("SELECT endpoint_id, ordered, url, headers::text, timeout_ms, message_id,"
 			   " first_position, body, keys"
-			   " FROM connector._dispatch_next($1, $2, $3)",
-			   3, types, values, nulls, false);
+			   " FROM connector._dispatch_next($1, $2, $3, $4, $5)",
+			   5, types, values, nulls, false);
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -888,24 +958,37 @@ PickMessages(void *arg)
 		m->message_id = SPI_getvalue(tup, desc, 6);
 		m->first_position = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
 		m->body = SPI_getvalue(tup, desc, 8);
+		/* pending ranges always hold events; should one not, no crash */
+		if (m->body == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("message %s of endpoint %d has no event left to send",
+							m->message_id, m->endpoint_id)));
 		m->req.bodylen = strlen(m->body);
 		m->req.body = m->body;
 		keys = SPI_getbinval(tup, desc, 9, &isnull);
 		if (!isnull)
 		{
+			ArrayType  *karr = DatumGetArrayTypeP(keys);
 			Datum	   *kd;
 			bool	   *kn;
 			int			nk;
 			int			k;
 
-			deconstruct_array(DatumGetArrayTypeP(keys), BYTEAOID, -1, false, TYPALIGN_INT,
-							  &kd, &kn, &nk);
+			deconstruct_array(karr, BYTEAOID, -1, false, TYPALIGN_INT, &kd, &kn, &nk);
 			for (k = 0; k < nk; k++)
 				if (!kn[k])
 					m->keys = lappend(m->keys, DatumGetByteaPCopy(kd[k]));
+			/* in worker_cxt, which lives as long as the worker: freed now */
+			pfree(kd);
+			pfree(kn);
+			if ((Pointer) karr != DatumGetPointer(keys))
+				pfree(karr);
 		}
 		/* signatures are made when the request starts: the timestamp is per attempt */
 		m->req.headers = WebhookExtraHeaders(NULL, headers);
+		if (headers)
+			pfree(headers);
 		m->req.owner = m;
 		a->messages = lappend(a->messages, m);
 		MemoryContextSwitchTo(old);
@@ -920,9 +1003,9 @@ PickMessages(void *arg)
  * puts the endpoint off with backoff; the others are served meanwhile.
  */
 static List *
-PickForEndpoint(ArrayType *busy, int id, const char *app, const char *name, bool failing)
+PickForEndpoint(PickArg *all, int id, const char *app, const char *name, bool failing)
 {
-	PickArg		one = {busy, id, NIL};
+	PickArg		one = {all->busy, all->hand, all->hand_last, id, NIL};
 	TimestampTz start = GetCurrentTimestamp();
 	ErrorData  *edata = InSubtransaction(PickMessages, &one);
 	Oid			types[5] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, INT8OID};
@@ -968,7 +1051,7 @@ PickForEndpoint(ArrayType *busy, int id, const char *app, const char *name, bool
  * failure, or those whose failure is due for another try.
  */
 static List *
-PickOneByOne(ArrayType *busy, bool failing)
+PickOneByOne(PickArg *all, bool failing)
 {
 	Oid			types[2] = {INT4ARRAYOID, BOOLOID};
 	Datum		values[2] = {0};
@@ -977,7 +1060,7 @@ PickOneByOne(ArrayType *busy, bool failing)
 	uint64		i;
 	List	   *picked = NIL;
 
-	values[0] = PointerGetDatum(busy);
+	values[0] = PointerGetDatum(all->busy);
 	values[1] = BoolGetDatum(failing);
 	WorkerExec("SELECT endpoint_id, app, name FROM connector._dispatch_endpoints($1, $2)",
 			   2, types, values, NULL, false);
@@ -989,7 +1072,7 @@ PickOneByOne(ArrayType *busy, bool failing)
 		int			id = DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
 		char	   *app = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
 		char	   *name = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
-		List	   *some = PickForEndpoint(busy, id, app, name, failing);
+		List	   *some = PickForEndpoint(all, id, app, name, failing);
 		MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 
 		picked = list_concat(picked, some);
@@ -1014,26 +1097,53 @@ LoadMessages(void)
 	List	   *busy = NIL;
 	ArrayType  *arr;
 	Datum	   *elems;
+	Datum	   *hand;
+	Datum	   *hand_last;
 	int			n = 0;
-	PickArg		all = {NULL, 0, NIL};
+	int			nhand = 0;
+	PickArg		all = {NULL, NULL, NULL, 0, NIL};
 	ErrorData  *edata;
 	List	   *picked;
 	List	   *retried;
 	MemoryContext old;
 
-	/* endpoints with messages in hand are left out; all others are candidates */
+	/*
+	 * Endpoints with messages in hand are left out while they have enough;
+	 * an ordered one whose queue runs short gets the messages after those in
+	 * hand, so the next ones are ready before the last is answered (the round
+	 * then overlaps HTTP instead of stopping it).  All others are candidates.
+	 */
+	elems = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
+	hand = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
+	hand_last = palloc(sizeof(Datum) * (list_length(endpoint_runs) + 1));
 	foreach(lc, endpoint_runs)
 	{
 		EndpointRun *run = lfirst(lc);
 
-		if (run->in_flight > 0 || run->queue != NIL)
+		if (run->in_flight == 0 && run->queue == NIL)
+			continue;
+		/*
+		 * Only an ordered endpoint holds the head of its pending messages:
+		 * an unordered one may have an earlier message waiting for its
+		 * retry, which picking after those in hand would put off for as
+		 * long as new ones keep coming.
+		 */
+		if (!run->ordered || list_length(run->queue) >= PREFETCH_PER_ENDPOINT / 2)
+		{
 			busy = lappend_int(busy, run->endpoint_id);
+			elems[n++] = Int32GetDatum(run->endpoint_id);
+		}
+		else
+		{
+			hand[nhand] = Int32GetDatum(run->endpoint_id);
+			hand_last[nhand++] = Int64GetDatum(run->hand_last);
+		}
 	}
-	elems = palloc(sizeof(Datum) * (list_length(busy) + 1));
-	foreach(lc, busy)
-		elems[n++] = Int32GetDatum(lfirst_int(lc));
 	arr = construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
 	all.busy = arr;
+	all.hand = construct_array(hand, nhand, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+	all.hand_last = construct_array(hand_last, nhand, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+									TYPALIGN_DOUBLE);
 
 	edata = InSubtransaction(PickMessages, &all);
 	if (edata == NULL)
@@ -1051,10 +1161,10 @@ LoadMessages(void)
 	else
 	{
 		FreeMessages(all.messages);
-		picked = PickOneByOne(arr, false);
+		picked = PickOneByOne(&all, false);
 	}
 	/* a failure recorded just now is not due yet: the flag of the seal will do */
-	retried = endpoints_failing ? PickOneByOne(arr, true) : NIL;
+	retried = endpoints_failing ? PickOneByOne(&all, true) : NIL;
 	old = MemoryContextSwitchTo(worker_cxt);
 	picked = list_concat(picked, retried);
 	MemoryContextSwitchTo(old);
@@ -1074,6 +1184,11 @@ QueueMessages(List *messages)
 		Message    *m = lfirst(lc);
 		EndpointRun *run = FindRun(m->endpoint_id, true);
 
+		run->ordered = m->ordered;
+		if (run->queue == NIL && run->in_flight == 0)
+			run->hand_last = m->first_position;
+		else
+			run->hand_last = Max(run->hand_last, m->first_position);
 		run->queue = lappend(run->queue, m);
 	}
 	list_free(messages);

@@ -313,12 +313,13 @@ LANGUAGE sql STABLE AS $$
 				ELSE '{}'::pg_catalog.jsonb END)
 $$;
 
--- Sealed events of an application after a position, in position order,
--- optionally of some types only.  Rows hold up to 1000 events, so the row
--- holding position after + 1 starts at most 999 positions earlier.  Rows are
--- read in position order and expanded one at a time, so a limit stops the
--- scan early.
-CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+-- The SQL expansion of the compact events, kept as the reference the C
+-- reader (src/outbox_read.c) renders byte for byte: the tests compare the
+-- two, and the delivery benchmark measures against it.  Sealed events of an
+-- application after a position, in position order, optionally of some
+-- types only.  Rows hold up to 1000 events, so the row holding position
+-- after + 1 starts at most 999 positions earlier.
+CREATE FUNCTION @extschema@._events_sql(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
 RETURNS TABLE ("position" bigint, type text, event jsonb)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -333,6 +334,34 @@ SET search_path = pg_catalog, pg_temp AS $$
 	 ORDER BY o.position, e.i
 	 LIMIT lim
 $$;
+
+-- The readers of the outbox in C (src/outbox_read.c): one index scan per
+-- call from the row that may hold position after + 1, parsing only the
+-- events returned.  _render_events gives each event's JSON text, exactly
+-- the text of _event's jsonb; _event_refs positions and ids alone.
+CREATE FUNCTION @extschema@._render_events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, type text, event text)
+AS 'MODULE_PATHNAME', 'connector_render_events'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@._render_events(text, bigint, bigint, text[]) IS
+	'Sealed events of an application after a position, as event JSON text, in position order.';
+
+CREATE FUNCTION @extschema@._event_refs(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, id text)
+AS 'MODULE_PATHNAME', 'connector_event_refs'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@._event_refs(text, bigint, bigint, text[]) IS
+	'Positions and ids of the sealed events of an application after a position, without their JSON.';
+
+-- Sealed events of an application after a position, in position order,
+-- optionally of some types only: the events of changes(), built as jsonb
+-- in C from the same parts, not parsed again from _render_events' text.
+CREATE FUNCTION @extschema@._events(p_app text, after bigint, lim bigint, types text[] DEFAULT NULL)
+RETURNS TABLE ("position" bigint, type text, event jsonb)
+AS 'MODULE_PATHNAME', 'connector_events'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@._events(text, bigint, bigint, text[]) IS
+	'Sealed events of an application after a position, as event jsonb, in position order.';
 
 CREATE FUNCTION @extschema@.changes(app text, after bigint DEFAULT 0, "limit" int DEFAULT 1000)
 RETURNS TABLE ("position" bigint, event jsonb)
@@ -375,21 +404,31 @@ COMMENT ON FUNCTION @extschema@.changes(text, bigint, int) IS
 -- created later in the script, by 60_endpoints.sql), and as many expired
 -- dead letters.  Bounded batches keep locks short; call again while it
 -- removes anything (it returns the count of events removed; an outbox row
--- holds up to 1000 events, max_rows counts rows).
+-- holds up to 1000 events, max_rows counts rows).  Rows are looked at in
+-- position order up to the first one younger than the retention: positions
+-- follow commits, so nearly everything after it is younger too, and the
+-- look stays as short as the old history instead of reading every row of
+-- the outbox each time (a row older than that first young one waits until
+-- that one is old too).
 CREATE FUNCTION @extschema@.purge_events(max_rows int DEFAULT 10000) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n bigint;
 	top bigint;
+	young bigint;
 	cutoff timestamptz;
 BEGIN
 	PERFORM @extschema@._require(max_rows, 'max_rows');
 	-- the setting reads with a unit ("7d"), which an interval accepts
 	cutoff := now() - current_setting('connector.retention')::interval;
+	SELECT o.position INTO young FROM @extschema@.outbox o
+	 WHERE o.position IS NOT NULL AND o.occurred_at >= cutoff
+	 ORDER BY o.position LIMIT 1;
 	WITH victims AS (
 		SELECT o.ctid AS c FROM @extschema@.outbox o
 		 WHERE o.position IS NOT NULL
+		   AND o.position < coalesce(young, 9223372036854775807)
 		   AND o.occurred_at < cutoff
 		   AND o.position + o.n - 1 <= coalesce((SELECT min(e.cursor) FROM @extschema@.endpoint e
 												  WHERE e.app = o.app), o.position + o.n - 1)

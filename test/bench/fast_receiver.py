@@ -3,7 +3,10 @@
 
 No signature check and no body kept (test/receiver/receiver.py does both, for
 the tests): each request appends one line "<unix time> <webhook-id> <events>"
-to --log, where <events> is 1, or the length of data.events of a batch.
+to --log, where <events> is 1, or for a batch the number of events in it
+(occurrences of '"id": "evt_' in the body: counting them costs far less than
+parsing 100 events per request in Python, which at 100,000 events/s took a
+core of its own).
 
     fast_receiver.py --log FILE          prints its port, serves until SIGTERM
     fast_receiver.py --client URL N      baseline: N keep-alive POSTs from one
@@ -31,7 +34,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         msg_id = self.headers.get("webhook-id", "-")
         n = 1
         if msg_id.startswith("batch_"):
-            n = len(json.loads(body)["data"]["events"])
+            n = body.count(b'"id": "evt_')
         self.send_response(200)
         self.send_header("content-length", "0")
         self.end_headers()

@@ -3,7 +3,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(39);
+SELECT plan(40);
 
 -- Triggers are installed, ENABLE ALWAYS.
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'connector_capture%' AND tgenabled = 'A'),
@@ -175,5 +175,7 @@ SELECT connector.unregister_app('crm');
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'connector_capture%'), 0::bigint,
 		  'unregister removes every capture trigger');
 
+\ir ../fixtures/render_check.sql
+SELECT is(pg_temp.render_mismatches(), 0::bigint, 'the C reader renders every event and body as the SQL expansion did');
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,7 +2,7 @@
 -- text and timestamp status, partitioned tables, id changes, NULLs.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(17);
+SELECT plan(18);
 
 CREATE SCHEMA app;
 CREATE TABLE app.roles (code text PRIMARY KEY, label text NOT NULL);
@@ -123,5 +123,7 @@ SELECT is((SELECT event #>> '{data,account,name}' FROM connector.changes('arr', 
 		  'a page of one skips the positions of another application');
 SELECT ok((SELECT min(position) FROM connector.changes('arr', :p, 1)) > :q, 'at its own position');
 
+\ir ../fixtures/render_check.sql
+SELECT is(pg_temp.render_mismatches(), 0::bigint, 'the C reader renders every event and body as the SQL expansion did');
 SELECT * FROM finish();
 ROLLBACK;

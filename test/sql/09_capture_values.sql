@@ -4,7 +4,7 @@
 -- made changes() fail for every reader from then on (22P05).
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(21);
+SELECT plan(22);
 
 CREATE SCHEMA v;
 CREATE TABLE v.users (
@@ -82,5 +82,7 @@ SELECT is(jsonb_typeof(pg_temp.after()->'amount'), 'number', 'of JSON type numbe
 SELECT is((SELECT count(*) FROM connector.changes('vals', 0, 100000)), 10::bigint, 'changes() returns every event');
 SELECT lives_ok($$SELECT sum(jsonb_array_length(events::jsonb)) FROM connector.outbox$$, 'every outbox row is jsonb');
 
+\ir ../fixtures/render_check.sql
+SELECT is(pg_temp.render_mismatches(), 0::bigint, 'the C reader renders every event and body as the SQL expansion did');
 SELECT * FROM finish();
 ROLLBACK;

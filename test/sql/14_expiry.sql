@@ -4,7 +4,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(15);
+SELECT plan(16);
 
 -- now() is the transaction's start: expiries "in the past" are written
 -- directly, as the application (or time) would leave them.
@@ -51,5 +51,7 @@ SELECT ok(has_function_privilege('connector_platform', 'connector.expire_grants(
 		  AND NOT has_function_privilege('public', 'connector.expire_grants(text)', 'EXECUTE'),
 		  'expire_grants is for connector_admin and connector_platform only');
 
+\ir ../fixtures/render_check.sql
+SELECT is(pg_temp.render_mismatches(), 0::bigint, 'the C reader renders every event and body as the SQL expansion did');
 SELECT * FROM finish();
 ROLLBACK;

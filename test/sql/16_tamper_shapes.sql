@@ -6,7 +6,7 @@
 -- The owner can still add partitions, and their rows are captured.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(24);
+SELECT plan(25);
 CREATE ROLE regress_o;
 CREATE SCHEMA p AUTHORIZATION regress_o;
 SET ROLE regress_o;
@@ -122,5 +122,7 @@ SELECT throws_ok($$CREATE TRIGGER f AFTER INSERT ON public.fake FOR EACH ROW
 				 'a capture trigger on an unmapped table refuses to write events');
 SELECT is((SELECT count(*) FROM connector.changes('p') WHERE event#>>'{data,account,id}' = '1'),
 		  0::bigint, 'and no event was written');
+\ir ../fixtures/render_check.sql
+SELECT is(pg_temp.render_mismatches(), 0::bigint, 'the C reader renders every event and body as the SQL expansion did');
 SELECT * FROM finish();
 ROLLBACK;
