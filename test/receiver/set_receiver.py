@@ -18,6 +18,9 @@ Answers follow --status-script, a comma-separated list used in order, then
                                       "description": "..."} (RFC 8935 2.3)
     hang                              no answer (the sender times out)
 
+While the file --status-file exists and is not empty, its content is the
+answer instead (the script waits).
+
 Usage: set_receiver.py --port 0 --log FILE --jwks FILE [--auth VALUE]
 Prints its port, serves until SIGTERM.
 """
@@ -100,6 +103,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry = {"t": time.time(), "headers": headers, "body": body.decode("utf-8", "replace"),
                  "verified": False, "reason": None}
         try:
+            # the jti as sent, verified or not: retries are matched by it
+            entry["jti"] = json.loads(b64url_decode(entry["body"].split(".")[1])).get("jti")
+        except Exception:  # noqa: BLE001
+            entry["jti"] = None
+        try:
             if headers.get("content-type") != "application/secevent+jwt":
                 raise ValueError("content-type %r" % headers.get("content-type"))
             if headers.get("accept") != "application/json":
@@ -115,8 +123,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          event_id=claims.get("jti", "").rsplit(".", 1)[0])
         except Exception as e:  # noqa: BLE001 - any failure is logged, not fatal
             entry["reason"] = "%s: %s" % (type(e).__name__, e)
+        forced = None
+        if srv.status_file:
+            try:
+                with open(srv.status_file) as f:
+                    forced = f.read().strip() or None
+            except FileNotFoundError:
+                pass
         with srv.lock:
-            answer = srv.script.pop(0) if srv.script else srv.default
+            if forced:
+                answer = forced
+            else:
+                answer = srv.script.pop(0) if srv.script else srv.default
         entry["status"] = None if answer == "hang" else int(answer.split(":")[0])
         with srv.lock:
             srv.log.write(json.dumps(entry) + "\n")
@@ -149,6 +167,7 @@ def main():
     ap.add_argument("--auth")
     ap.add_argument("--status-script", default="")
     ap.add_argument("--default", default="202")
+    ap.add_argument("--status-file")
     a = ap.parse_args()
     srv = Server(("127.0.0.1", a.port), Handler)
     srv.log = open(a.log, "a")
@@ -157,6 +176,7 @@ def main():
     srv.auth = a.auth
     srv.script = [s.strip() for s in a.status_script.split(",") if s.strip()]
     srv.default = a.default
+    srv.status_file = a.status_file
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(srv.server_address[1], flush=True)
     srv.serve_forever()
