@@ -51,7 +51,7 @@ SELECT is((SELECT array_agg(DISTINCT p.proname::text ORDER BY p.proname::text) F
 SELECT is((SELECT array_agg(DISTINCT p.proname::text ORDER BY p.proname::text) FROM pg_proc p
 			WHERE p.pronamespace = 'connector'::regnamespace AND has_function_privilege('connector_admin', p.oid, 'EXECUTE')
 			  AND p.proname ~ 'endpoint|secret|redeliver'),
-		  ARRAY['add_endpoint', 'enable_endpoint', 'redeliver', 'remove_endpoint', 'rotate_secret'],
+		  ARRAY['add_endpoint', 'enable_endpoint', 'endpoint_backlog', 'redeliver', 'remove_endpoint', 'rotate_secret'],
 		  'connector_admin executes the endpoint API and nothing internal');
 
 SELECT * FROM finish();
