@@ -567,16 +567,17 @@ BEGIN
 	IF v IS NOT NULL THEN
 		typs := @extschema@._check_types(v, fmt = 'set');
 		IF fmt = 'set' THEN
-			-- the SET URIs named, and those of the events named; the events
-			-- filter: those that give any of these URIs
-			SELECT array_agg(DISTINCT m.uri ORDER BY m.uri) INTO uris
+			-- the SETs wanted: the URIs named and those of the events named;
+			-- the events filter: the events named and those giving a URI named
+			SELECT array_agg(DISTINCT m.uri ORDER BY m.uri),
+				   array_agg(DISTINCT m.type ORDER BY m.type)
+			  INTO uris, typs
 			  FROM @extschema@._ssf_event_map() m WHERE m.uri = ANY (typs) OR m.type = ANY (typs);
 			IF uris IS NULL THEN
 				RAISE EXCEPTION 'endpoint option "types" names no event that gives a SET'
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'capture.tampered gives no SET.';
 			END IF;
-			typs := @extschema@._ssf_types(uris);
 		END IF;
 	END IF;
 
