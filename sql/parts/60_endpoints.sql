@@ -563,6 +563,12 @@ BEGIN
 		hdrs := v;
 	END IF;
 
+	-- a SET endpoint's requests carry the connector's Accept (RFC 8935)
+	IF fmt = 'set' AND EXISTS (SELECT 1 FROM jsonb_object_keys(hdrs) h WHERE lower(h) = 'accept') THEN
+		RAISE EXCEPTION 'endpoint option "headers": header "accept" is set by the connector for format "set"'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
 	v := @extschema@._option(opts, 'types', 'array', 'a JSON array of event types');
 	IF v IS NOT NULL THEN
 		typs := @extschema@._check_types(v, fmt = 'set');

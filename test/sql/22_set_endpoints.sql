@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION connector;
 \ir ../fixtures/crm.sql
 SELECT connector.register_app('crm', pg_temp.crm_spec());
-SELECT plan(17);
+SELECT plan(18);
 
 CREATE FUNCTION pg_temp.add(opts text) RETURNS text LANGUAGE sql AS $$
 	SELECT format('SELECT connector.add_endpoint(%L, %L, %L, NULL, %L)', 'crm', 'rx',
@@ -38,6 +38,8 @@ SELECT throws_ok(pg_temp.add(pg_temp.setopts(', "types": ["urn:example:nope"]'))
 SELECT throws_ok(pg_temp.add(pg_temp.setopts(', "types": ["capture.tampered"]')), '22023',
 	'endpoint option "types" names no event that gives a SET', 'only events without SETs');
 
+SELECT throws_ok(pg_temp.add(pg_temp.setopts(', "headers": {"Accept": "text/plain"}')), '22023',
+	'endpoint option "headers": header "accept" is set by the connector for format "set"', 'Accept is the connector''s');
 SELECT lives_ok(pg_temp.add(pg_temp.setopts(', "batch_size": 1, "headers": {"Authorization": "Bearer t"}')),
 	'a set endpoint with batch_size 1 and an Authorization header');
 SELECT is((SELECT row(format, issuer, audience, batch_size, types, set_types)::text
