@@ -105,10 +105,13 @@ typedef struct HttpRequest
 	struct curl_slist *headers;
 	long		timeout_ms;
 	void	   *owner;			/* caller's bookkeeping */
+	bool		keep_body;		/* keep the start of the response body */
 	/* set when done */
 	long		status;			/* HTTP status, 0 when none was received */
 	char		error[256];		/* empty on success */
 	long		retry_after_ms; /* from Retry-After, 0 when absent */
+	char		body_head[1024];	/* with keep_body: the body's first bytes */
+	size_t		body_head_len;
 	/* private */
 	void	   *easy;
 	size_t		received;
@@ -125,5 +128,6 @@ extern void HttpFreeHeaders(struct curl_slist *list);
 
 /* in webhook_json.c */
 extern struct curl_slist *WebhookExtraHeaders(struct curl_slist *list, const char *json);
+extern char *SetErrorText(const char *body, size_t len);
 
 #endif							/* CONNECTOR_H */

@@ -515,6 +515,7 @@ typedef struct Message
 {
 	int			endpoint_id;
 	bool		ordered;
+	bool		is_set;			/* a SET (RFC 8935); first_position is its seq */
 	int64		first_position;
 	char	   *message_id;
 	char	   *body;
@@ -934,7 +935,7 @@ PickMessages(void *arg)
 	values[3] = PointerGetDatum(a->hand);
 	values[4] = PointerGetDatum(a->hand_last);
 	WorkerExec("SELECT endpoint_id, ordered, url, headers::text, timeout_ms, message_id,"
-			   " first_position, body, keys"
+			   " first_position, body, keys, is_set"
 			   " FROM connector._dispatch_next($1, $2, $3, $4, $5)",
 			   5, types, values, nulls, false);
 
@@ -957,6 +958,9 @@ PickMessages(void *arg)
 			m->req.timeout_ms = connector_http_timeout_ms;
 		m->message_id = SPI_getvalue(tup, desc, 6);
 		m->first_position = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		m->is_set = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull)) && !isnull;
+		/* a receiver's RFC 8935 error is recorded in status */
+		m->req.keep_body = m->is_set;
 		m->body = SPI_getvalue(tup, desc, 8);
 		/* pending ranges always hold events; should one not, no crash */
 		if (m->body == NULL)
@@ -1204,6 +1208,19 @@ StartMessage(Message *m)
 	int64		ts = (int64) time(NULL);
 	char		tsbuf[32];
 
+	/*
+	 * RFC 8935: the compact JWS as the body, signed when it was rendered;
+	 * the endpoint's headers (the receiver's Authorization) were added when
+	 * it was picked.
+	 */
+	if (m->is_set)
+	{
+		m->req.headers = HttpAddHeader(m->req.headers, "content-type", "application/secevent+jwt");
+		m->req.headers = HttpAddHeader(m->req.headers, "accept", "application/json");
+		m->req.headers = HttpAddHeader(m->req.headers, "expect", "");
+		HttpStart(&m->req);
+		return;
+	}
 	initStringInfo(&sig);
 	foreach(lc, m->keys)
 	{
@@ -1265,6 +1282,8 @@ CollectFinished(List *done)
 		o->first_position = m->first_position;
 		o->status = (int) req->status;
 		o->error = req->error[0] ? pstrdup(req->error) : NULL;
+		if (m->is_set && req->status >= 300 && req->body_head_len > 0)
+			o->error = SetErrorText(req->body_head, req->body_head_len);
 		o->retry_after_ms = req->retry_after_ms;
 		outcomes = lappend(outcomes, o);
 		MemoryContextSwitchTo(old);

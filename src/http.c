@@ -200,12 +200,23 @@ OpenSocket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
 	return socket(address->family, address->socktype, address->protocol);
 }
 
-/* CURLOPT_WRITEFUNCTION: count and drop the response body, up to a cap. */
+/*
+ * CURLOPT_WRITEFUNCTION: count and drop the response body, up to a cap;
+ * with keep_body, its first bytes are kept (an RFC 8935 error).
+ */
 static size_t
 DiscardBody(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	HttpRequest *req = (HttpRequest *) userdata;
 
+	if (req->keep_body && req->body_head_len < sizeof(req->body_head) - 1)
+	{
+		size_t		n = Min(size * nmemb, sizeof(req->body_head) - 1 - req->body_head_len);
+
+		memcpy(req->body_head + req->body_head_len, ptr, n);
+		req->body_head_len += n;
+		req->body_head[req->body_head_len] = '\0';
+	}
 	req->received += size * nmemb;
 	if (req->received > MAX_RESPONSE_BYTES)
 		return 0;				/* stop reading; the status is already known */
@@ -254,6 +265,8 @@ HttpStart(HttpRequest *req)
 	req->error[0] = '\0';
 	req->retry_after_ms = 0;
 	req->received = 0;
+	req->body_head_len = 0;
+	req->body_head[0] = '\0';
 	req->easy = easy;
 
 	curl_easy_setopt(easy, CURLOPT_URL, req->url);

@@ -50,3 +50,52 @@ WebhookExtraHeaders(struct curl_slist *list, const char *json)
 	json_decref(obj);
 	return list;
 }
+
+/*
+ * The receiver's reason from an RFC 8935 error response, {"err": "...",
+ * "description": "..."}: "<err>: <description>" (or "<err>"), palloc'd, at
+ * most 300 bytes and with control characters replaced, since it goes into
+ * connector.status as the receiver wrote it.  NULL when the body is not such
+ * an object.
+ */
+char *
+SetErrorText(const char *body, size_t len)
+{
+	json_error_t jerr;
+	json_t	   *obj;
+	json_t	   *e;
+	json_t	   *d;
+	char	   *text = NULL;
+
+	if (body == NULL || len == 0)
+		return NULL;
+	obj = json_loadb(body, len, 0, &jerr);
+	if (obj == NULL)
+		return NULL;
+	e = json_object_get(obj, "err");
+	d = json_object_get(obj, "description");
+	if (json_is_object(obj) && json_is_string(e))
+	{
+		char	   *p;
+		int			n;
+
+		if (json_is_string(d))
+			text = psprintf("%s: %s", json_string_value(e), json_string_value(d));
+		else
+			text = pstrdup(json_string_value(e));
+		/* cut at 300 bytes, not inside a UTF-8 character */
+		n = strlen(text);
+		if (n > 300)
+		{
+			n = 300;
+			while (n > 0 && (text[n] & 0xC0) == 0x80)
+				n--;
+			text[n] = '\0';
+		}
+		for (p = text; *p; p++)
+			if ((unsigned char) *p < 0x20 || *p == 0x7f)
+				*p = ' ';
+	}
+	json_decref(obj);
+	return text;
+}

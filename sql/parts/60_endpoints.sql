@@ -16,6 +16,12 @@ CREATE TABLE @extschema@.endpoint (
 	-- SSF stream (78_ssf_streams.sql), pushed (RFC 8935) or polled (RFC 8936)
 	format			text NOT NULL DEFAULT 'webhook' CHECK (format IN ('webhook', 'set')),
 	delivery		text NOT NULL DEFAULT 'push' CHECK (delivery IN ('push', 'poll')),
+	-- format set, added by add_endpoint (an SSF stream's come from ssf_stream):
+	-- the iss and aud of its SETs, and the SET event type URIs it wants
+	-- (NULL: every one its types filter lets through)
+	issuer			text,
+	audience		text,
+	set_types		text[],
 	-- active: the dispatcher pushes; polled: a receiver polls (never pushed);
 	-- paused: events wait; disabled: after a 410, or an SSF stream's receiver
 	-- disabled it (its events are then dropped)
@@ -345,8 +351,10 @@ BEGIN
 END
 $$;
 
--- Validate the "types" option and return it as a sorted set of event types.
-CREATE FUNCTION @extschema@._check_types(types jsonb) RETURNS text[]
+-- Validate the "types" option and return it as a sorted set of event types;
+-- with sets (an endpoint of format set) SET event type URIs
+-- (_ssf_supported, 78_ssf_streams.sql) are accepted too.
+CREATE FUNCTION @extschema@._check_types(types jsonb, sets boolean DEFAULT false) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -358,7 +366,15 @@ BEGIN
 				  HINT = 'Leave "types" out to receive every event type.';
 	END IF;
 	FOR e IN SELECT jsonb_array_elements(types) LOOP
-		IF jsonb_typeof(e) <> 'string' OR NOT (e #>> '{}') = ANY (@extschema@._event_types()) THEN
+		IF jsonb_typeof(e) <> 'string' OR NOT ((e #>> '{}') = ANY (@extschema@._event_types())
+											OR (sets AND (e #>> '{}') = ANY (@extschema@._ssf_supported()))) THEN
+			IF sets THEN
+				RAISE EXCEPTION 'endpoint option "types" contains unknown event type %', left(e::text, 100)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = format('Event types: %s; SET event types: %s.',
+										array_to_string(@extschema@._event_types(), ', '),
+										array_to_string(@extschema@._ssf_supported(), ', '));
+			END IF;
 			RAISE EXCEPTION 'endpoint option "types" contains unknown event type %', left(e::text, 100)
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = format('Event types: %s.', array_to_string(@extschema@._event_types(), ', '));
@@ -438,7 +454,12 @@ DECLARE
 	p_url ALIAS FOR $3;
 	p_secret ALIAS FOR $4;
 	opts ALIAS FOR $5;
-	allowed text[] := ARRAY['batch_size', 'from_position', 'headers', 'ordered', 'timeout', 'types'];
+	allowed text[] := ARRAY['audience', 'batch_size', 'format', 'from_position', 'headers', 'issuer',
+							'ordered', 'timeout', 'types'];
+	fmt text := 'webhook';
+	iss text;
+	aud text;
+	uris text[];
 	k text;
 	v jsonb;
 	batch int := 1;
@@ -477,6 +498,34 @@ BEGIN
 		END IF;
 	END LOOP;
 
+	v := @extschema@._option(opts, 'format', 'string', '"webhook" or "set"');
+	IF v IS NOT NULL THEN
+		IF NOT (v #>> '{}') = ANY (ARRAY['webhook', 'set']) THEN
+			RAISE EXCEPTION 'endpoint option "format" must be "webhook" or "set"'
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		fmt := v #>> '{}';
+	END IF;
+	-- the iss and aud of a set endpoint's SETs (RFC 8417 StringOrURI)
+	FOREACH k IN ARRAY ARRAY['issuer', 'audience'] LOOP
+		v := @extschema@._option(opts, k, 'string', 'a string');
+		IF v IS NOT NULL AND fmt <> 'set' THEN
+			RAISE EXCEPTION 'endpoint option "%" is for endpoints of format "set"', k
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF fmt = 'set' AND (v IS NULL OR (v #>> '{}') = '' OR octet_length(v #>> '{}') > 1024
+							OR (v #>> '{}') ~ '[\x01-\x1f\x7f]') THEN
+			RAISE EXCEPTION 'endpoint option "%" is required with format "set": a string of 1 to 1024 bytes', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'issuer is the iss of every SET (the transmitter''s issuer URL), audience its aud (what the receiver expects).';
+		END IF;
+		IF k = 'issuer' THEN
+			iss := v #>> '{}';
+		ELSE
+			aud := v #>> '{}';
+		END IF;
+	END LOOP;
+
 	v := @extschema@._option(opts, 'batch_size', 'number', 'an integer');
 	IF v IS NOT NULL THEN
 		IF v::numeric NOT BETWEEN 1 AND 1000 THEN
@@ -484,6 +533,12 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 		batch := v::int;
+	END IF;
+	-- RFC 8935: one SET per request
+	IF fmt = 'set' AND batch > 1 THEN
+		RAISE EXCEPTION 'endpoint option "batch_size" must be 1 with format "set"'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'RFC 8935 delivers one SET per request.';
 	END IF;
 
 	v := @extschema@._option(opts, 'timeout', 'string', 'an interval string such as "5s"');
@@ -508,9 +563,28 @@ BEGIN
 		hdrs := v;
 	END IF;
 
+	-- a SET endpoint's requests carry the connector's Accept (RFC 8935)
+	IF fmt = 'set' AND EXISTS (SELECT 1 FROM jsonb_object_keys(hdrs) h WHERE lower(h) = 'accept') THEN
+		RAISE EXCEPTION 'endpoint option "headers": header "accept" is set by the connector for format "set"'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
 	v := @extschema@._option(opts, 'types', 'array', 'a JSON array of event types');
 	IF v IS NOT NULL THEN
-		typs := @extschema@._check_types(v);
+		typs := @extschema@._check_types(v, fmt = 'set');
+		IF fmt = 'set' THEN
+			-- the SETs wanted: the URIs named and those of the events named;
+			-- the events filter: the events named and those giving a URI named
+			SELECT array_agg(DISTINCT m.uri ORDER BY m.uri),
+				   array_agg(DISTINCT m.type ORDER BY m.type)
+			  INTO uris, typs
+			  FROM @extschema@._ssf_event_map() m WHERE m.uri = ANY (typs) OR m.type = ANY (typs);
+			IF uris IS NULL THEN
+				RAISE EXCEPTION 'endpoint option "types" names no event that gives a SET'
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'capture.tampered gives no SET.';
+			END IF;
+		END IF;
 	END IF;
 
 	v := @extschema@._option(opts, 'ordered', 'boolean', 'a boolean');
@@ -537,8 +611,9 @@ BEGIN
 	END IF;
 
 	INSERT INTO @extschema@.endpoint AS e
-		(app, name, url, batch_size, timeout_ms, headers, types, ordered, cursor)
-	VALUES (p_app, p_name, p_url, batch, tmo, hdrs, typs, ord, cur)
+		(app, name, url, batch_size, timeout_ms, headers, types, ordered, cursor,
+		 format, issuer, audience, set_types)
+	VALUES (p_app, p_name, p_url, batch, tmo, hdrs, typs, ord, cur, fmt, iss, aud, uris)
 	ON CONFLICT ON CONSTRAINT endpoint_app_name_key DO NOTHING
 	RETURNING e.id INTO new_id;
 	IF new_id IS NULL THEN
@@ -579,6 +654,7 @@ BEGIN
 	 WHERE x.id = e.id;
 	-- retry what was waiting at once
 	UPDATE @extschema@.pending p SET next_attempt = now() WHERE p.endpoint_id = e.id;
+	UPDATE @extschema@.ssf_set t SET next_attempt = now() WHERE t.endpoint_id = e.id;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.enable_endpoint(text, text) IS
@@ -632,6 +708,10 @@ BEGIN
 	PERFORM @extschema@._seal();
 	PERFORM @extschema@._check_cursor(from_position - 1, from_position);
 	DELETE FROM @extschema@.pending p WHERE p.endpoint_id = e.id;
+	-- a SET endpoint's rendered SETs go too (verification SETs stay); for a
+	-- polled stream, rendering starts again from the new cursor
+	DELETE FROM @extschema@.ssf_set t WHERE t.endpoint_id = e.id AND t.position IS NOT NULL;
+	UPDATE @extschema@.ssf_stream s SET rendered_through = from_position - 1 WHERE s.endpoint_id = e.id;
 	UPDATE @extschema@.endpoint x SET cursor = from_position - 1, next_attempt = NULL
 	 WHERE x.id = e.id;
 END

@@ -54,7 +54,7 @@ COMMENT ON FUNCTION @extschema@._message_bodies(text, text[], boolean, bigint[],
 CREATE FUNCTION @extschema@._dispatch_next(busy int[], per_endpoint int, one_endpoint int DEFAULT NULL,
 											hand int[] DEFAULT '{}', hand_last bigint[] DEFAULT '{}')
 RETURNS TABLE (endpoint_id int, ordered boolean, url text, headers jsonb, timeout_ms int,
-			   message_id text, first_position bigint, body text, keys bytea[])
+			   message_id text, first_position bigint, body text, keys bytea[], is_set boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -83,6 +83,11 @@ BEGIN
 			  ORDER BY x.id
 			  FOR UPDATE SKIP LOCKED LOOP
 		held := hand_last[array_position(hand, e.id)];
+		IF e.format = 'set' THEN
+			-- SETs, one message each (79_set_push.sql)
+			RETURN QUERY SELECT * FROM @extschema@._dispatch_next_sets(e, per_endpoint, held);
+			CONTINUE;
+		END IF;
 		SELECT p.next_attempt INTO head FROM @extschema@.pending p
 		 WHERE p.endpoint_id = e.id ORDER BY p.first_position LIMIT 1;
 		IF e.ordered AND head > now() THEN
@@ -146,6 +151,7 @@ BEGIN
 			message_id := m_id[k];
 			first_position := m_first[k];
 			body := bodies[k];
+			is_set := false;
 			RETURN NEXT;
 		END LOOP;
 	END LOOP;
@@ -178,6 +184,9 @@ BEGIN
 	IF NOT FOUND THEN
 		-- locked: later; removed: nothing to record
 		RETURN NOT EXISTS (SELECT 1 FROM @extschema@.endpoint x WHERE x.id = p_endpoint);
+	END IF;
+	IF e.format = 'set' THEN
+		RETURN @extschema@._dispatch_set_result(e, p_first, p_status, p_error, p_retry_after_ms);
 	END IF;
 	-- pending rows change only under the endpoint's row lock, now ours
 	SELECT * INTO p FROM @extschema@.pending x
@@ -267,6 +276,9 @@ BEGIN
 	SELECT * INTO e FROM @extschema@.endpoint x WHERE x.id = p_endpoint FOR UPDATE SKIP LOCKED;
 	IF NOT FOUND THEN
 		RETURN NOT EXISTS (SELECT 1 FROM @extschema@.endpoint x WHERE x.id = p_endpoint);
+	END IF;
+	IF e.format = 'set' THEN
+		RETURN @extschema@._dispatch_set_delivered(e, p_firsts, p_status);
 	END IF;
 	-- messages redelivered meanwhile are gone: nothing to record for them
 	WITH gone AS (

@@ -44,18 +44,25 @@ CREATE TABLE @extschema@.ssf_subject (
 COMMENT ON TABLE @extschema@.ssf_subject IS
 	'Subjects added to (included) or removed from (not included) SSF streams.';
 
--- SETs waiting for acknowledgement: rendered once, so a SET polled again
--- is the same bytes (ES256 signatures are randomised).  position: the
--- event's; NULL for a verification event.  Push streams keep their
--- verification events here for the dispatcher.
+-- SETs waiting for acknowledgement (poll) or delivery (push): rendered
+-- once, so a SET polled or pushed again is the same bytes (ES256
+-- signatures are randomised).  position: the event's; NULL for a
+-- verification event.  Every endpoint of format set keeps its SETs here,
+-- an SSF stream's or one added by add_endpoint: for push, each row is one
+-- message of the dispatcher (79_set_push.sql), seq its order and id.
 CREATE TABLE @extschema@.ssf_set (
-	endpoint_id		int NOT NULL REFERENCES @extschema@.ssf_stream ON DELETE CASCADE,
+	endpoint_id		int NOT NULL REFERENCES @extschema@.endpoint ON DELETE CASCADE,
 	jti				text NOT NULL,
 	seq				bigint GENERATED ALWAYS AS IDENTITY,
 	position		bigint,
 	uri				text NOT NULL,		-- the event type URI
 	token			text NOT NULL,		-- the compact JWS
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- push: the delivery attempts of this SET, as pending has them
+	attempts		int NOT NULL DEFAULT 0,
+	next_attempt	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	last_status		int,
+	last_error		text,
 	PRIMARY KEY (endpoint_id, jti)
 );
 CREATE INDEX ssf_set_seq ON @extschema@.ssf_set (endpoint_id, seq);

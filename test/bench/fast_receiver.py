@@ -9,6 +9,7 @@ parsing 100 events per request in Python, which at 100,000 events/s took a
 core of its own).
 
     fast_receiver.py --log FILE          prints its port, serves until SIGTERM
+                     [--status 202]      the status of every answer (default 200)
     fast_receiver.py --client URL N      baseline: N keep-alive POSTs from one
                                          Python client, prints requests/s
 """
@@ -35,7 +36,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = 1
         if msg_id.startswith("batch_"):
             n = body.count(b'"id": "evt_')
-        self.send_response(200)
+        self.send_response(self.server.status)
         self.send_header("content-length", "0")
         self.end_headers()
         self.server.log.write("%.6f %s %d\n" % (time.time(), msg_id, n))
@@ -64,12 +65,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--log")
     p.add_argument("--client", nargs=2, metavar=("URL", "N"))
+    p.add_argument("--status", type=int, default=200)  # 202 for RFC 8935 (SETs)
     a = p.parse_args()
     if a.client:
         client(a.client[0], int(a.client[1]))
         return 0
     server = Server(("127.0.0.1", 0), Handler)
     server.log = open(a.log, "a", buffering=1)
+    server.status = a.status
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(server.server_address[1], flush=True)
     server.serve_forever()
