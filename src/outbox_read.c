@@ -620,7 +620,7 @@ AppendUtcTime(StringInfo buf, TimestampTz ts)
 /*
  * The origin object of the current row (connector._origin), rendered once
  * per row: the compact [via, db_user, session_user, application_name,
- * client_addr(, operation, request_id)] in jsonb's key order.
+ * client_addr(, operation, request_id(, client))] in jsonb's key order.
  */
 static JsonbContainer *
 RowOriginParsed(EventScan *s)
@@ -645,6 +645,17 @@ RowOriginParsed(EventScan *s)
 	return c;
 }
 
+/*
+ * Whether an origin carries operation and request_id: as connector._origin,
+ * a sixth element that is not JSON null (a client mark on a direct change
+ * pads them with nulls).
+ */
+static bool
+OriginHasOperation(JsonbContainer *c)
+{
+	return JsonContainerSize(c) > 5 && Element(c, 5)->type != jbvNull;
+}
+
 static const char *
 RowOrigin(EventScan *s)
 {
@@ -660,9 +671,14 @@ RowOrigin(EventScan *s)
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"via\": ");
 	AppendJsonbValue(&buf, Element(c, 0));
+	if (JsonContainerSize(c) > 7)
+	{
+		appendStringInfoString(&buf, ", \"client\": ");
+		AppendJsonbValue(&buf, Element(c, 7));
+	}
 	appendStringInfoString(&buf, ", \"db_user\": ");
 	AppendJsonbValue(&buf, Element(c, 1));
-	if (JsonContainerSize(c) > 5)
+	if (OriginHasOperation(c))
 	{
 		appendStringInfoString(&buf, ", \"operation\": ");
 		AppendJsonbValue(&buf, Element(c, 5));
@@ -935,8 +951,10 @@ EventJsonb(EventScan *s, FoundEvent *ev)
 
 	origin = NewObject(7);
 	AddPair(origin, "via", TreeValue(Element(o, 0)));
+	if (JsonContainerSize(o) > 7)
+		AddPair(origin, "client", TreeValue(Element(o, 7)));
 	AddPair(origin, "db_user", TreeValue(Element(o, 1)));
-	if (JsonContainerSize(o) > 5)
+	if (OriginHasOperation(o))
 	{
 		AddPair(origin, "operation", TreeValue(Element(o, 5)));
 		AddPair(origin, "request_id", TreeValue(Element(o, 6)));

@@ -38,7 +38,7 @@ CREATE FUNCTION pg_temp.reg(scim text) RETURNS text LANGUAGE sql AS $$
 	SELECT pg_temp.err(format('SELECT connector.register_app(%L, pg_temp.spec(%L))', 'bad', scim))
 $$;
 
-SELECT plan(212);
+SELECT plan(213);
 
 -- The "scim" key of the mapping.
 SELECT is(pg_temp.reg('[]'), '22023 mapping key "scim" must be a JSON object, not array', 'scim must be an object');
@@ -570,5 +570,8 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
 				'connector.update_entitlement(text,text,jsonb,text)'],
 		  'connector_platform: the entitlement writes');
 
+\ir ../fixtures/render_check.sql
+SELECT is(pg_temp.render_mismatches(), 0::bigint,
+		  'the C reader renders origin.client (and a direct change''s padded origin) as the SQL expansion did');
 SELECT * FROM finish();
 ROLLBACK;
