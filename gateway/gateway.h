@@ -82,6 +82,8 @@ extern void http_quiesce(void);
 extern void http_stop(void);
 extern int	http_inflight(void);
 extern bool http_reload_cert(void);
+struct MHD_Connection;
+extern const char *gw_scheme(struct MHD_Connection *conn);
 
 /* in filter.c: the RFC 7644 filter grammar */
 typedef enum FKind

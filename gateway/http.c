@@ -264,6 +264,23 @@ arg(struct MHD_Connection *conn, const char *key)
 }
 
 /*
+ * The scheme clients reach this gateway by, for the URLs it writes
+ * (locations, $ref, the SSF issuer): https with TLS; with --insecure-http,
+ * which is the set-up behind a TLS-terminating proxy, https when the proxy
+ * says so in X-Forwarded-Proto, else http.
+ */
+const char *
+gw_scheme(struct MHD_Connection *conn)
+{
+	const char *fwd;
+
+	if (!gw_config.insecure_http)
+		return "https";
+	fwd = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+	return fwd && strcasecmp(fwd, "https") == 0 ? "https" : "http";
+}
+
+/*
  * The MHD request handler: accumulate the body (at most 1 MB), then route
  * the complete request.
  */
@@ -373,7 +390,7 @@ handler(void *cls, struct MHD_Connection *conn, const char *url, const char *met
 		}
 		if (host == NULL || strlen(host) > 500 || strpbrk(host, "\"\\<> \t\r\n/") != NULL)
 			host = "localhost";
-		snprintf(base, sizeof(base), "%s://%s", gw_config.insecure_http ? "http" : "https", host);
+		snprintf(base, sizeof(base), "%s://%s", gw_scheme(conn), host);
 		req.base_url = base;
 		req.filter = arg(conn, "filter");
 		req.start_index = arg(conn, "startIndex");

@@ -594,7 +594,7 @@ ssf_handle(struct MHD_Connection *conn, const char *url, const char *method,
 	if (host == NULL || strlen(host) > 500 || strpbrk(host, "\"\\<> \t\r\n/") != NULL)
 		host = "localhost";
 	snprintf(c.issuer, sizeof(c.issuer), "%s://%s/ssf/%s",
-			 gw_config.insecure_http ? "http" : "https", host, c.app);
+			 gw_scheme(conn), host, c.app);
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
 	{
 		c.token = auth + 7;

@@ -583,6 +583,22 @@ def t_get_user():
     eq(r.header("etag"), r.json["meta"]["version"], "ETag header")
 
 
+def t_forwarded_proto():
+    """Behind a TLS-terminating proxy (--insecure-http), the URLs the gateway
+    writes say https when the proxy says so; a TLS gateway always says https."""
+    path = T.c.path("Users/" + T.ann)
+    plain = T.url.startswith("http:")
+    r = T.c.request("GET", path, headers={"X-Forwarded-Proto": "https"})
+    eq(r.status, 200, "GET with X-Forwarded-Proto (%r)" % r)
+    ok(r.json["meta"]["location"].startswith("https://"),
+       "location with X-Forwarded-Proto: https: %r" % r.json["meta"]["location"])
+    r = T.c.request("GET", path, headers={"X-Forwarded-Proto": "http"})
+    eq(r.status, 200, "GET with X-Forwarded-Proto: http (%r)" % r)
+    want = "http://" if plain else "https://"
+    ok(r.json["meta"]["location"].startswith(want),
+       "location without the proxy's https: %r" % r.json["meta"]["location"])
+
+
 def t_create_user_errors():
     m = Multi()
     m(lambda: err(T.c.post("Users", {"schemas": [CORE_USER], "name": {"givenName": "X"}}),
@@ -1936,6 +1952,7 @@ def main():
         ("discovery: Schemas consistent with the mapping", t_schemas),
         ("POST /Users", t_create_user),
         ("GET /Users/<id>", t_get_user),
+        ("X-Forwarded-Proto: locations behind a TLS proxy", t_forwarded_proto),
         ("POST errors: missing userName, wrong types, bad JSON", t_create_user_errors),
         ("duplicate userName in another case: 409 uniqueness", t_duplicate_username),
         ("unmapped attributes and password ignored", t_unmapped_ignored),
