@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -61,10 +62,29 @@ PG_FUNCTION_INFO_V1(connector_flush);
 PG_FUNCTION_INFO_V1(connector_capture_rows);
 PG_FUNCTION_INFO_V1(connector_outer_user);
 
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+
+/*
+ * A statement's AFTER row triggers have fired: the names its events left
+ * for later (LinkedPartLater) are looked up now, all at once.
+ */
+static void
+CaptureExecutorFinish(QueryDesc *qd)
+{
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(qd);
+	else
+		standard_ExecutorFinish(qd);
+	if (NamesPending())
+		FillHoles();
+}
+
 /* Register the callbacks; called once per backend. */
 void
 ConnectorCaptureInit(void)
 {
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = CaptureExecutorFinish;
 	CacheRegisterRelcacheCallback(CaptureRelcacheCallback, (Datum) 0);
 	RegisterXactCallback(CaptureXactCallback, NULL);
 	RegisterSubXactCallback(CaptureSubXactCallback, NULL);
@@ -327,7 +347,8 @@ FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, H
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ACCOUNT]];
 
-		ev->account_part = LinkedPart(&map->account_lookup, key, c, true);
+		ev->account_part = LinkedPartLater(&map->account_lookup, key, c, true,
+										   &ev->account_hole);
 	}
 }
 
@@ -347,7 +368,8 @@ MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old,
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ENTITLEMENT]];
 
-		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, key, c, false);
+		ev.entitlement_part = LinkedPartLater(&map->entitlement_lookup, key, c, false,
+											  &ev.entitlement_hole);
 	}
 	WriteEvent(cc, &ev);
 }
@@ -464,6 +486,7 @@ ScanEvents(Relation rel, const char *app, const char *role, const char *origin, 
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
+	FillHoles();				/* no ExecutorFinish ends a TRUNCATE */
 }
 
 /*

@@ -14,11 +14,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/nbtree.h"
 #include "access/table.h"
 #include "common/hashfn.h"
 #include "optimizer/plancat.h"
+#include "storage/proc.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
 
 #include "connector.h"
 #include "capture.h"
@@ -471,4 +477,352 @@ LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind)
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return keep ? CachePart(&k, buf.data) : buf.data;
+}
+
+/* ---- names resolved at the end of the statement ---- */
+
+/*
+ * A bulk statement over many distinct accounts would look up each one by
+ * its own index probe, which costs more than the rest of capture together.
+ * Instead, a name missing from the cache is left as a hole in the event's
+ * text (see EmitEvent) and noted here; at the end of the statement (or
+ * before its events are written, or when the next statement captures) all
+ * the holes' ids of a table are looked up at once: by one scan of the table
+ * when they are a large part of it, else by index probes in index order
+ * through one open scan.  The look-ups use the snapshot of the statement
+ * that captured the rows, so the names are the ones that statement saw, as
+ * when each row was looked up at once.
+ */
+
+/* The ids of one name table (and key type) waiting for their names. */
+typedef struct PendingGroup
+{
+	NameLookup	lk;				/* copies: the map may be rebuilt meanwhile */
+	MappedCol	id;
+	bool		with_kind;
+	NameLookup *orig_lk;		/* to find the group again */
+	MappedCol  *orig_id;
+	int			n;
+	struct PendingName **names; /* its ids, in the order they came */
+	int			size;
+} PendingGroup;
+
+/* One id of a group: where its hole's part comes from. */
+typedef struct PendingName
+{
+	NameKey    *key;
+	Datum		value;			/* the id, copied */
+	PendingGroup *group;
+	const char *part;			/* rendered when resolved */
+} PendingName;
+
+typedef struct PendingEntry
+{
+	const NameKey *key;
+	PendingName *pn;
+	uint32		hash;
+	char		status;
+} PendingEntry;
+
+#define SH_PREFIX pending
+#define SH_ELEMENT_TYPE PendingEntry
+#define SH_KEY_TYPE const NameKey *
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) NameKeyHash(k)
+#define SH_EQUAL(tb, a, b) NameKeyEqual(a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+static MemoryContext pending_cxt = NULL;	/* child of TopTransactionContext */
+static pending_hash *pending = NULL;
+static List *pending_groups = NIL;
+static Snapshot pending_snapshot = NULL;	/* the capturing statement's */
+static LocalTransactionId pending_lxid;
+static CommandId pending_cid;
+
+/* The transaction's memory went: so did everything pending. */
+static void
+PendingContextGone(void *arg)
+{
+	pending_cxt = NULL;
+	pending = NULL;
+	pending_groups = NIL;
+	pending_snapshot = NULL;	/* its owner was released with it */
+}
+
+/* Whether names wait to be resolved (and holes to be filled). */
+bool
+NamesPending(void)
+{
+	return pending != NULL;
+}
+
+/* Forget what is pending (after the holes were filled). */
+void
+PendingNamesDone(void)
+{
+	if (pending_snapshot)
+		UnregisterSnapshotFromOwner(pending_snapshot, TopTransactionResourceOwner);
+	pending_snapshot = NULL;
+	pending = NULL;
+	pending_groups = NIL;
+	if (pending_cxt)
+		MemoryContextReset(pending_cxt);
+}
+
+/* The part of a hole, once ResolvePendingNames has run. */
+const char *
+PendingPart(const void *p)
+{
+	return ((const PendingName *) p)->part;
+}
+
+/* The group of lk and id, made on first use. */
+static PendingGroup *
+PendingGroupFor(NameLookup *lk, MappedCol *id, bool with_kind)
+{
+	ListCell   *lc;
+	PendingGroup *g;
+	MemoryContext old;
+
+	foreach(lc, pending_groups)
+	{
+		g = lfirst(lc);
+		if (g->orig_lk == lk && g->orig_id == id && g->with_kind == with_kind)
+			return g;
+	}
+	old = MemoryContextSwitchTo(pending_cxt);
+	g = palloc0(sizeof(PendingGroup));
+	g->lk = *lk;
+	fmgr_info_copy(&g->lk.name_out, &lk->name_out, pending_cxt);
+	if (lk->kind_att > 0)
+		fmgr_info_copy(&g->lk.kind_out, &lk->kind_out, pending_cxt);
+	g->id = *id;
+	fmgr_info_copy(&g->id.outfn, &id->outfn, pending_cxt);
+	g->with_kind = with_kind;
+	g->orig_lk = lk;
+	g->orig_id = id;
+	g->size = 64;
+	g->names = palloc(g->size * sizeof(PendingName *));
+	pending_groups = lappend(pending_groups, g);
+	MemoryContextSwitchTo(old);
+	return g;
+}
+
+/*
+ * Note key k (of value key) as waiting for its name; returns what the hole
+ * points at.  The holes of an earlier statement are filled first: each
+ * batch is resolved with the snapshot of the statement that made it.
+ */
+static PendingName *
+AddPending(NameLookup *lk, Datum key, MappedCol *id, bool with_kind, NameKey *k)
+{
+	PendingEntry *e;
+	bool		found;
+	PendingName *pn;
+	PendingGroup *g;
+	MemoryContext old;
+
+	if (pending != NULL &&
+		(pending_lxid != MyProc->lxid || pending_cid != GetCurrentCommandId(false)))
+		FillHoles();
+	if (pending == NULL)
+	{
+		if (pending_cxt == NULL)
+		{
+			MemoryContextCallback *cb;
+
+			pending_cxt = AllocSetContextCreate(TopTransactionContext, "connector pending names",
+												ALLOCSET_DEFAULT_SIZES);
+			/* not in pending_cxt: that goes first when the transaction ends */
+			cb = MemoryContextAlloc(TopTransactionContext, sizeof(MemoryContextCallback));
+			cb->func = PendingContextGone;
+			cb->arg = NULL;
+			MemoryContextRegisterResetCallback(TopTransactionContext, cb);
+		}
+		pending = pending_create(pending_cxt, 256, NULL);
+		pending_snapshot = RegisterSnapshotOnOwner(GetActiveSnapshot(),
+												   TopTransactionResourceOwner);
+		pending_lxid = MyProc->lxid;
+		pending_cid = GetCurrentCommandId(false);
+	}
+	e = pending_insert(pending, k, &found);
+	if (found)
+		return e->pn;
+	old = MemoryContextSwitchTo(pending_cxt);
+	g = PendingGroupFor(lk, id, with_kind);
+	pn = palloc(sizeof(PendingName));
+	pn->key = palloc(NAME_KEY_SIZE(k));
+	memcpy(pn->key, k, NAME_KEY_SIZE(k));
+	e->key = pn->key;
+	e->pn = pn;
+	pn->value = datumCopy(key, id->typbyval, id->typlen);
+	pn->group = g;
+	pn->part = NULL;
+	if (g->n == g->size)
+	{
+		g->size *= 2;
+		g->names = repalloc(g->names, g->size * sizeof(PendingName *));
+	}
+	g->names[g->n++] = pn;
+	MemoryContextSwitchTo(old);
+	return pn;
+}
+
+/* Render the part of pn from the slot's row (or none), caching it if it may. */
+static void
+ResolveOne(PendingName *pn, TupleTableSlot *slot, StringInfo buf)
+{
+	PendingGroup *g = pn->group;
+
+	resetStringInfo(buf);
+	RenderSlotPart(buf, &g->lk, slot, pn->value, &g->id, g->with_kind);
+	pn->part = MemoryContextStrdup(pending_cxt, buf->data);
+	/* a row not found is not cached: it may be inserted at any time */
+	if (slot && name_cache != NULL && name_cache->members < NAME_CACHE_MAX - 1 &&
+		NameCacheable(slot) && names_lookup(name_cache, pn->key) == NULL)
+		CachePart(pn->key, pn->part);
+}
+
+/* Sort ids in the order of the index: probes then walk it forward. */
+static int
+ComparePending(const void *a, const void *b, void *arg)
+{
+	FmgrInfo   *cmp = arg;
+	const PendingName *x = *(PendingName *const *) a;
+	const PendingName *y = *(PendingName *const *) b;
+
+	return DatumGetInt32(FunctionCall2Coll(cmp, x->group->lk.collation, x->value, y->value));
+}
+
+/* Resolve the ids of g that are still without a part. */
+static void
+ResolveGroup(PendingGroup *g, StringInfo buf)
+{
+	NameLookup *lk = &g->lk;
+	Relation	rel;
+	TupleTableSlot *slot;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+	int			i,
+				n = 0;
+
+	/* the cache may hold some by now (Preload, or an earlier group) */
+	for (i = 0; i < g->n; i++)
+	{
+		PendingName *pn = g->names[i];
+		NameEntry  *entry = name_cache ? names_lookup(name_cache, pn->key) : NULL;
+
+		if (entry)
+			pn->part = MemoryContextStrdup(pending_cxt, entry->part);
+		else
+			g->names[n++] = pn;
+	}
+	g->n = n;
+	if (n == 0)
+		return;
+	rel = table_open(lk->relid, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+	if (n >= 64 && n >= tuples / 8 && !IsolationIsSerializable())
+	{
+		/* many of the table's rows: one scan, each row's id looked up here */
+		TableScanDesc scan = table_beginscan(rel, pending_snapshot, 0, NULL);
+		NameKey		k;
+
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		d = slot_getattr(slot, lk->id_att, &isnull);
+			PendingEntry *e;
+
+			if (isnull || !NameCacheKey(lk, d, &g->id, g->with_kind, &k) ||
+				(e = pending_lookup(pending, &k)) == NULL || e->pn->part != NULL)
+				continue;
+			ResolveOne(e->pn, slot, buf);
+		}
+		table_endscan(scan);
+		/* ids with no row */
+		for (i = 0; i < n; i++)
+			if (g->names[i]->part == NULL)
+				ResolveOne(g->names[i], NULL, buf);
+	}
+	else
+	{
+		/* a few: probes of the unique index in its order, through one scan */
+		Relation	idx = index_open(lk->indexid, AccessShareLock);
+		IndexScanDesc scan;
+		ScanKeyData skey;
+
+		if (n > 1)
+			qsort_arg(g->names, n, sizeof(PendingName *), ComparePending,
+					  index_getprocinfo(idx, 1, BTORDER_PROC));
+		scan = index_beginscan(rel, idx, pending_snapshot, 1, 0);
+		for (i = 0; i < n; i++)
+		{
+			PendingName *pn = g->names[i];
+
+			ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+								   lk->collation, lk->eqproc, pn->value);
+			index_rescan(scan, &skey, 1, NULL, 0);
+			if (index_getnext_slot(scan, ForwardScanDirection, slot))
+				ResolveOne(pn, slot, buf);
+			else
+				ResolveOne(pn, NULL, buf);
+		}
+		index_endscan(scan);
+		index_close(idx, AccessShareLock);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, AccessShareLock);
+}
+
+/* Look up the names of every pending id (see FillHoles). */
+void
+ResolvePendingNames(void)
+{
+	ListCell   *lc;
+	StringInfoData buf;
+
+	if (pending == NULL)
+		return;
+	initStringInfo(&buf);
+	PushActiveSnapshot(pending_snapshot);
+	foreach(lc, pending_groups)
+		ResolveGroup(lfirst(lc), &buf);
+	PopActiveSnapshot();
+	pfree(buf.data);
+}
+
+/*
+ * LinkedPart, except that a name the cache does not have is looked up
+ * later, with others: returns NULL and sets *hole, which EmitEvent writes
+ * as a hole in the event for FillHoles to fill.  A partitioned table (looked
+ * up by query), an id that cannot be cached or a lookup that no longer
+ * fits the table are looked up at once.
+ */
+const char *
+LinkedPartLater(NameLookup *lk, Datum key, MappedCol *id, bool with_kind, void **hole)
+{
+	NameKey		k;
+	NameEntry  *entry;
+
+	*hole = NULL;
+	if (!lk->valid || lk->query || id->basetype != lk->id_basetype ||
+		!NameCacheKey(lk, key, id, with_kind, &k))
+		return LinkedPart(lk, key, id, with_kind);
+	if (name_cache == NULL)
+		NameCache();
+	entry = names_lookup(name_cache, &k);
+	if (entry == NULL && Preload(lk, id, with_kind))
+		entry = names_lookup(name_cache, &k);
+	if (entry)
+		return entry->part;
+	*hole = AddPending(lk, key, id, with_kind, &k);
+	return NULL;
 }
