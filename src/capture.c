@@ -38,6 +38,7 @@
 
 #include "access/table.h"
 #include "executor/executor.h"
+#include "tcop/utility.h"
 #include "miscadmin.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -79,14 +80,39 @@ CaptureExecutorFinish(QueryDesc *qd)
 		FillHoles();
 }
 
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/*
+ * COPY FROM fires its AFTER row triggers without ExecutorFinish, and
+ * TRUNCATE its capture in a BEFORE trigger: their names are looked up when
+ * the command is done, before another can rename or drop an account.
+ */
+static void
+CaptureProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+								dest, qc);
+	if (NamesPending())
+		FillHoles();
+}
+
 /* Register the callbacks; called once per backend. */
 void
 ConnectorCaptureInit(void)
 {
 	prev_ExecutorFinish = ExecutorFinish_hook;
 	ExecutorFinish_hook = CaptureExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = CaptureProcessUtility;
 	CacheRegisterRelcacheCallback(CaptureRelcacheCallback, (Datum) 0);
 	RegisterXactCallback(CaptureXactCallback, NULL);
+	RegisterXactCallback(NamesXactCallback, NULL);
 	RegisterSubXactCallback(CaptureSubXactCallback, NULL);
 }
 

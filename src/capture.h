@@ -160,6 +160,7 @@ extern const char *LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool wit
 extern const char *LinkedPartLater(NameLookup *lk, Datum key, MappedCol *id, bool with_kind,
 								   void **hole);
 extern bool NamesPending(void);
+extern void NamesXactCallback(XactEvent event, void *arg);
 extern void ResolvePendingNames(void);
 extern const char *PendingPart(const void *hole);
 extern void PendingNamesDone(void);

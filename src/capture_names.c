@@ -544,14 +544,23 @@ static Snapshot pending_snapshot = NULL;	/* the capturing statement's */
 static LocalTransactionId pending_lxid;
 static CommandId pending_cid;
 
-/* The transaction's memory went: so did everything pending. */
-static void
-PendingContextGone(void *arg)
+/*
+ * The transaction ended: whatever is pending goes with its memory and its
+ * snapshot (released with TopTransactionResourceOwner).  Holes are filled
+ * before commit (FlushChunks), so only an abort leaves any.
+ */
+void
+NamesXactCallback(XactEvent event, void *arg)
 {
-	pending_cxt = NULL;
-	pending = NULL;
-	pending_groups = NIL;
-	pending_snapshot = NULL;	/* its owner was released with it */
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		pending_cxt = NULL;
+		pending = NULL;
+		pending_groups = NIL;
+		pending_snapshot = NULL;
+	}
 }
 
 /* Whether names wait to be resolved (and holes to be filled). */
@@ -633,17 +642,8 @@ AddPending(NameLookup *lk, Datum key, MappedCol *id, bool with_kind, NameKey *k)
 	if (pending == NULL)
 	{
 		if (pending_cxt == NULL)
-		{
-			MemoryContextCallback *cb;
-
 			pending_cxt = AllocSetContextCreate(TopTransactionContext, "connector pending names",
 												ALLOCSET_DEFAULT_SIZES);
-			/* not in pending_cxt: that goes first when the transaction ends */
-			cb = MemoryContextAlloc(TopTransactionContext, sizeof(MemoryContextCallback));
-			cb->func = PendingContextGone;
-			cb->arg = NULL;
-			MemoryContextRegisterResetCallback(TopTransactionContext, cb);
-		}
 		pending = pending_create(pending_cxt, 256, NULL);
 		pending_snapshot = RegisterSnapshotOnOwner(GetActiveSnapshot(),
 												   TopTransactionResourceOwner);
