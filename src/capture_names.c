@@ -681,11 +681,12 @@ ResolveOne(PendingName *pn, TupleTableSlot *slot, StringInfo buf)
 
 	resetStringInfo(buf);
 	RenderSlotPart(buf, &g->lk, slot, pn->value, &g->id, g->with_kind);
-	pn->part = MemoryContextStrdup(pending_cxt, buf->data);
 	/* a row not found is not cached: it may be inserted at any time */
 	if (slot && name_cache != NULL && name_cache->members < NAME_CACHE_MAX - 1 &&
-		NameCacheable(slot) && names_lookup(name_cache, pn->key) == NULL)
-		CachePart(pn->key, pn->part);
+		NameCacheable(slot))
+		pn->part = CachePart(pn->key, buf->data);	/* copied before the cache can go */
+	else
+		pn->part = MemoryContextStrdup(pending_cxt, buf->data);
 }
 
 /* Sort ids in the order of the index: probes then walk it forward. */
@@ -697,6 +698,94 @@ ComparePending(const void *a, const void *b, void *arg)
 	const PendingName *y = *(PendingName *const *) b;
 
 	return DatumGetInt32(FunctionCall2Coll(cmp, x->group->lk.collation, x->value, y->value));
+}
+
+/* Index entries walked past before a descent to the next id is cheaper. */
+#define SKIP_MAX 16
+/* Fewer ids than this are probed one by one (no sort, no operator look-up). */
+#define WALK_MIN 8
+
+/*
+ * Resolve the ids of g (sorted here) by reading the unique index in their
+ * order, through one scan: the scan walks on from one id to the next while
+ * they are close (a step costs less than a descent from the root), and
+ * descends again at the next id after SKIP_MAX entries without one.
+ */
+static void
+WalkIndex(PendingGroup *g, Relation rel, TupleTableSlot *slot, StringInfo buf)
+{
+	NameLookup *lk = &g->lk;
+	int			n = g->n;
+	int			i;
+	Relation	idx = index_open(lk->indexid, AccessShareLock);
+	FmgrInfo   *cmp = index_getprocinfo(idx, 1, BTORDER_PROC);
+	Oid			ge = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
+										 idx->rd_opcintype[0], BTGreaterEqualStrategyNumber);
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	int			skipped = 0;
+	bool		positioned = false;
+
+	if (!OidIsValid(ge))
+		elog(ERROR, "connector capture: no >= operator for the index of a name table");
+	if (n > 1)
+		qsort_arg(g->names, n, sizeof(PendingName *), ComparePending, cmp);
+	scan = index_beginscan(rel, idx, pending_snapshot, 1, 0);
+	scan->xs_want_itup = true;
+	i = 0;
+	while (i < n)
+	{
+		PendingName *pn = g->names[i];
+		Datum		ikey;
+		bool		isnull;
+		int			c;
+
+		if (!positioned)
+		{
+			ScanKeyEntryInitialize(&skey, 0, 1, BTGreaterEqualStrategyNumber, InvalidOid,
+								   lk->collation, get_opcode(ge), pn->value);
+			index_rescan(scan, &skey, 1, NULL, 0);
+			positioned = true;
+			skipped = 0;
+		}
+		if (index_getnext_tid(scan, ForwardScanDirection) == NULL)
+		{
+			/* past the last entry: the rest have no row */
+			for (; i < n; i++)
+				ResolveOne(g->names[i], NULL, buf);
+			break;
+		}
+		ikey = index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &isnull);
+		if (isnull)
+			continue;
+		c = DatumGetInt32(FunctionCall2Coll(cmp, lk->collation, ikey, pn->value));
+		/* ids before this entry have no row */
+		while (c > 0)
+		{
+			ResolveOne(pn, NULL, buf);
+			if (++i == n)
+				break;
+			pn = g->names[i];
+			c = DatumGetInt32(FunctionCall2Coll(cmp, lk->collation, ikey, pn->value));
+		}
+		if (i == n)
+			break;
+		if (c < 0)
+		{
+			if (++skipped > SKIP_MAX)
+				positioned = false;
+			continue;
+		}
+		/* the id's entry: its row, unless a version this snapshot does not see */
+		if (index_fetch_heap(scan, slot))
+		{
+			ResolveOne(pn, slot, buf);
+			i++;
+			skipped = 0;
+		}
+	}
+	index_endscan(scan);
+	index_close(idx, AccessShareLock);
 }
 
 /* Resolve the ids of g that are still without a part. */
@@ -719,7 +808,7 @@ ResolveGroup(PendingGroup *g, StringInfo buf)
 		NameEntry  *entry = name_cache ? names_lookup(name_cache, pn->key) : NULL;
 
 		if (entry)
-			pn->part = MemoryContextStrdup(pending_cxt, entry->part);
+			pn->part = entry->part; /* FillHoles copies it before the cache can go */
 		else
 			g->names[n++] = pn;
 	}
@@ -728,8 +817,10 @@ ResolveGroup(PendingGroup *g, StringInfo buf)
 		return;
 	rel = table_open(lk->relid, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
-	estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
-	if (n >= 64 && n >= tuples / 8 && !IsolationIsSerializable())
+	/* (the estimate reads the table's size: not for a statement's few ids) */
+	if (n >= 64 && !IsolationIsSerializable())
+		estimate_rel_size(rel, NULL, &pages, &tuples, &allvisfrac);
+	if (n >= 64 && !IsolationIsSerializable() && n >= tuples / 8)
 	{
 		/* many of the table's rows: one scan, each row's id looked up here */
 		TableScanDesc scan = table_beginscan(rel, pending_snapshot, 0, NULL);
@@ -754,34 +845,32 @@ ResolveGroup(PendingGroup *g, StringInfo buf)
 	}
 	else
 	{
-		/* a few: probes of the unique index in its order, through one scan */
-		Relation	idx = index_open(lk->indexid, AccessShareLock);
-		IndexScanDesc scan;
-		ScanKeyData skey;
-
-		if (n > 1)
-			qsort_arg(g->names, n, sizeof(PendingName *), ComparePending,
-					  index_getprocinfo(idx, 1, BTORDER_PROC));
-		scan = index_beginscan(rel, idx, pending_snapshot, 1, 0);
-		for (i = 0; i < n; i++)
+		if (n < WALK_MIN)
 		{
-			PendingName *pn = g->names[i];
+			/* a few: one probe each, through one scan */
+			Relation	idx = index_open(lk->indexid, AccessShareLock);
+			IndexScanDesc scan = index_beginscan(rel, idx, pending_snapshot, 1, 0);
+			ScanKeyData skey;
 
-			ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
-								   lk->collation, lk->eqproc, pn->value);
-			index_rescan(scan, &skey, 1, NULL, 0);
-			if (index_getnext_slot(scan, ForwardScanDirection, slot))
-				ResolveOne(pn, slot, buf);
-			else
-				ResolveOne(pn, NULL, buf);
+			for (i = 0; i < n; i++)
+			{
+				PendingName *pn = g->names[i];
+
+				ScanKeyEntryInitialize(&skey, 0, 1, BTEqualStrategyNumber, InvalidOid,
+									   lk->collation, lk->eqproc, pn->value);
+				index_rescan(scan, &skey, 1, NULL, 0);
+				ResolveOne(pn, index_getnext_slot(scan, ForwardScanDirection, slot) ? slot : NULL,
+						   buf);
+			}
+			index_endscan(scan);
+			index_close(idx, AccessShareLock);
 		}
-		index_endscan(scan);
-		index_close(idx, AccessShareLock);
+		else
+			WalkIndex(g, rel, slot, buf);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, AccessShareLock);
 }
-
 /* Look up the names of every pending id (see FillHoles). */
 void
 ResolvePendingNames(void)

@@ -4,7 +4,7 @@
 -- the one the capturing statement saw, whatever later statements do.
 BEGIN;
 CREATE EXTENSION connector;
-SELECT plan(13);
+SELECT plan(15);
 
 CREATE SCHEMA n;
 CREATE TABLE n.users (id int PRIMARY KEY, login text NOT NULL, kind text);
@@ -45,6 +45,21 @@ SELECT is(ARRAY(SELECT row(account, entitlement)::text FROM pg_temp.named(:p)),
 		  'a few ids: every account and entitlement named, an id with no row named null');
 SELECT is((SELECT account FROM pg_temp.named(:p) OFFSET 2 LIMIT 1),
 		  '{"id": "50000", "name": null, "kind": null}', 'an account with no row: id only');
+
+-- Some ids in one statement: the index walked in their order, on from one
+-- id to the next or down again after a gap; ids with no row in between.
+SELECT pg_temp.last_pos() AS p \gset
+INSERT INTO n.user_roles
+SELECT i, 'r' || (1 + i % 300)
+  FROM (SELECT CASE WHEN g % 7 = 0 THEN 40000 + g WHEN g % 2 = 0 THEN g * 97 ELSE 19990 + g % 11 END
+		  FROM generate_series(1, 200) g ORDER BY md5(g::text)) x(i);
+SELECT is(ARRAY(SELECT row(account, entitlement)::text FROM pg_temp.named(:p)),
+		  ARRAY(SELECT row(account, entitlement)::text FROM pg_temp.expected(
+			ARRAY(SELECT i FROM (SELECT CASE WHEN g % 7 = 0 THEN 40000 + g WHEN g % 2 = 0 THEN g * 97 ELSE 19990 + g % 11 END
+								   FROM generate_series(1, 200) g ORDER BY md5(g::text)) x(i)),
+			ARRAY(SELECT 'r' || (1 + i % 300) FROM (SELECT CASE WHEN g % 7 = 0 THEN 40000 + g WHEN g % 2 = 0 THEN g * 97 ELSE 19990 + g % 11 END
+								   FROM generate_series(1, 200) g ORDER BY md5(g::text)) x(i)))),
+		  'some ids, in no order, some with no row: every one named as in its table');
 
 -- Many distinct ids in one statement: one scan of a table too large for the
 -- name cache (20,000 rows), for 3,000 of its ids.
@@ -133,6 +148,7 @@ SELECT is(ARRAY(SELECT account->>'name' FROM pg_temp.named(:p)), ARRAY['u41', 'u
 -- Text and uuid ids, in index order through the collation.
 CREATE TABLE n.t_users (id text COLLATE "C" PRIMARY KEY, login text NOT NULL);
 INSERT INTO n.t_users VALUES ('b', 'bee'), ('a', 'ay'), ('C', 'see');
+INSERT INTO n.t_users SELECT 'k' || g, 'key ' || g FROM generate_series(1, 20000) g;
 CREATE TABLE n.t_roles (id uuid PRIMARY KEY, name text NOT NULL);
 INSERT INTO n.t_roles SELECT md5(g::text)::uuid, 'role ' || g FROM generate_series(1, 5) g;
 CREATE TABLE n.t_grants (u text NOT NULL, r uuid NOT NULL);
@@ -146,6 +162,11 @@ SELECT is(ARRAY(SELECT (event #>> '{data,account,name}') || '/' || (event #>> '{
 		  ARRAY['bee/role 1', 'ay/role 2', 'see/role 3', NULL], 'text and uuid ids named');
 SELECT is((SELECT event #> '{data,account}' FROM connector.changes('tnames') ORDER BY position DESC LIMIT 1),
 		  '{"id": "x", "name": null, "kind": null}', 'a text id with no row');
+SELECT connector._flush();
+INSERT INTO n.t_grants SELECT 'k' || (g * 131 % 25000), md5('1')::uuid FROM generate_series(1, 60) g;
+SELECT is(ARRAY(SELECT event #>> '{data,account,name}' FROM connector.changes('tnames') ORDER BY position OFFSET 4),
+		  ARRAY(SELECT u.login FROM generate_series(1, 60) g LEFT JOIN n.t_users u ON u.id = 'k' || (g * 131 % 25000) ORDER BY g),
+		  'text ids walked in the order of their collation');
 
 SELECT * FROM finish();
 ROLLBACK;
