@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/sortsupport.h"
 
 #include "connector.h"
 #include "capture.h"
@@ -689,15 +690,18 @@ ResolveOne(PendingName *pn, TupleTableSlot *slot, StringInfo buf)
 		pn->part = MemoryContextStrdup(pending_cxt, buf->data);
 }
 
-/* Sort ids in the order of the index: probes then walk it forward. */
+/*
+ * Sort ids in the order of the index, by its sort support (a direct
+ * comparison for integers and uuids, no function call): the walk then goes
+ * forward.
+ */
 static int
 ComparePending(const void *a, const void *b, void *arg)
 {
-	FmgrInfo   *cmp = arg;
 	const PendingName *x = *(PendingName *const *) a;
 	const PendingName *y = *(PendingName *const *) b;
 
-	return DatumGetInt32(FunctionCall2Coll(cmp, x->group->lk.collation, x->value, y->value));
+	return ApplySortComparator(x->value, false, y->value, false, (SortSupport) arg);
 }
 
 /* Index entries walked past before a descent to the next id is cheaper. */
@@ -718,7 +722,7 @@ WalkIndex(PendingGroup *g, Relation rel, TupleTableSlot *slot, StringInfo buf)
 	int			n = g->n;
 	int			i;
 	Relation	idx = index_open(lk->indexid, AccessShareLock);
-	FmgrInfo   *cmp = index_getprocinfo(idx, 1, BTORDER_PROC);
+	SortSupportData ssup;
 	Oid			ge = get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0],
 										 idx->rd_opcintype[0], BTGreaterEqualStrategyNumber);
 	IndexScanDesc scan;
@@ -728,8 +732,13 @@ WalkIndex(PendingGroup *g, Relation rel, TupleTableSlot *slot, StringInfo buf)
 
 	if (!OidIsValid(ge))
 		elog(ERROR, "connector capture: no >= operator for the index of a name table");
+	memset(&ssup, 0, sizeof(ssup));
+	ssup.ssup_cxt = CurrentMemoryContext;
+	ssup.ssup_collation = lk->collation;
+	ssup.ssup_attno = 1;
+	PrepareSortSupportFromIndexRel(idx, BTLessStrategyNumber, &ssup);
 	if (n > 1)
-		qsort_arg(g->names, n, sizeof(PendingName *), ComparePending, cmp);
+		qsort_arg(g->names, n, sizeof(PendingName *), ComparePending, &ssup);
 	scan = index_beginscan(rel, idx, pending_snapshot, 1, 0);
 	scan->xs_want_itup = true;
 	i = 0;
@@ -758,7 +767,7 @@ WalkIndex(PendingGroup *g, Relation rel, TupleTableSlot *slot, StringInfo buf)
 		ikey = index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &isnull);
 		if (isnull)
 			continue;
-		c = DatumGetInt32(FunctionCall2Coll(cmp, lk->collation, ikey, pn->value));
+		c = ApplySortComparator(ikey, false, pn->value, false, &ssup);
 		/* ids before this entry have no row */
 		while (c > 0)
 		{
@@ -766,7 +775,7 @@ WalkIndex(PendingGroup *g, Relation rel, TupleTableSlot *slot, StringInfo buf)
 			if (++i == n)
 				break;
 			pn = g->names[i];
-			c = DatumGetInt32(FunctionCall2Coll(cmp, lk->collation, ikey, pn->value));
+			c = ApplySortComparator(ikey, false, pn->value, false, &ssup);
 		}
 		if (i == n)
 			break;
