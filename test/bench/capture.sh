@@ -8,7 +8,10 @@
 #              into an audit table (the common alternative)
 #
 # (a) pgbench, 2 clients, single-row INSERT + DELETE, synchronous_commit = off;
-# (b) a 100,000-row INSERT ... SELECT, its events written to the outbox;
+# (a') the same single-row transactions from one psql session, and the CPU
+#     time its backend spent on them (Linux: /proc/self/schedstat);
+# (b) a 100,000-row INSERT ... SELECT, its events written to the outbox, timed
+#     in elapsed and in the backend's CPU time;
 #     row g grants to account 1 + g % ACCOUNTS, so with ACCOUNTS >= ROWS every
 #     row touches a distinct account (a role granted to everyone).
 # The setups take turns, ROUNDS times for (a) and BULK_ROUNDS times for (b)
