@@ -37,6 +37,8 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "executor/executor.h"
+#include "tcop/utility.h"
 #include "miscadmin.h"
 #include "utils/datum.h"
 #include "utils/inval.h"
@@ -61,12 +63,56 @@ PG_FUNCTION_INFO_V1(connector_flush);
 PG_FUNCTION_INFO_V1(connector_capture_rows);
 PG_FUNCTION_INFO_V1(connector_outer_user);
 
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+
+/*
+ * A statement's AFTER row triggers have fired: the names its events left
+ * for later (LinkedPartLater) are looked up now, all at once.
+ */
+static void
+CaptureExecutorFinish(QueryDesc *qd)
+{
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(qd);
+	else
+		standard_ExecutorFinish(qd);
+	if (NamesPending())
+		FillHoles();
+}
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/*
+ * COPY FROM fires its AFTER row triggers without ExecutorFinish, and
+ * TRUNCATE its capture in a BEFORE trigger: their names are looked up when
+ * the command is done, before another can rename or drop an account.
+ */
+static void
+CaptureProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					  ProcessUtilityContext context, ParamListInfo params,
+					  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+							dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv,
+								dest, qc);
+	if (NamesPending())
+		FillHoles();
+}
+
 /* Register the callbacks; called once per backend. */
 void
 ConnectorCaptureInit(void)
 {
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = CaptureExecutorFinish;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = CaptureProcessUtility;
 	CacheRegisterRelcacheCallback(CaptureRelcacheCallback, (Datum) 0);
 	RegisterXactCallback(CaptureXactCallback, NULL);
+	RegisterXactCallback(NamesXactCallback, NULL);
 	RegisterSubXactCallback(CaptureSubXactCallback, NULL);
 }
 
@@ -327,7 +373,8 @@ FillLinkedAccount(CaptureCall *cc, EventRec *ev, HeapTuple tup, HeapTuple old, H
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ACCOUNT]];
 
-		ev->account_part = LinkedPart(&map->account_lookup, key, c, true);
+		ev->account_part = LinkedPartLater(&map->account_lookup, key, c, true,
+										   &ev->account_hole);
 	}
 }
 
@@ -347,7 +394,8 @@ MembershipEvent(CaptureCall *cc, const char *type, HeapTuple tup, HeapTuple old,
 	{
 		MappedCol  *c = &map->cols[map->purpose[P_ENTITLEMENT]];
 
-		ev.entitlement_part = LinkedPart(&map->entitlement_lookup, key, c, false);
+		ev.entitlement_part = LinkedPartLater(&map->entitlement_lookup, key, c, false,
+											  &ev.entitlement_hole);
 	}
 	WriteEvent(cc, &ev);
 }
@@ -464,6 +512,7 @@ ScanEvents(Relation rel, const char *app, const char *role, const char *origin, 
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	MemoryContextDelete(rowcxt);
+	FillHoles();				/* no ExecutorFinish ends a TRUNCATE */
 }
 
 /*

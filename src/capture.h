@@ -133,6 +133,8 @@ typedef struct EventRec
 	char	   *entitlement_name;
 	const char *account_part;	/* or the account pre-rendered: LinkedPart */
 	const char *entitlement_part;
+	void	   *account_hole;	/* or left for FillHoles: LinkedPartLater */
+	void	   *entitlement_hole;
 	char	   *credential_id;
 	HeapTuple	before_tup;		/* rows of the mapped table, or NULL */
 	HeapTuple	after_tup;
@@ -155,6 +157,13 @@ extern void ForgetNames(void);
 extern void NamesChanged(void);
 extern struct names_hash *NameCache(void);
 extern const char *LinkedPart(NameLookup *lk, Datum key, MappedCol *id, bool with_kind);
+extern const char *LinkedPartLater(NameLookup *lk, Datum key, MappedCol *id, bool with_kind,
+								   void **hole);
+extern bool NamesPending(void);
+extern void NamesXactCallback(XactEvent event, void *arg);
+extern void ResolvePendingNames(void);
+extern const char *PendingPart(const void *hole);
+extern void PendingNamesDone(void);
 
 /* in capture_render.c */
 extern void AppendRow(StringInfo buf, CaptureMap *map, HeapTuple tup, TupleDesc desc);
@@ -171,6 +180,7 @@ extern void CaptureSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 extern bool EventsBuffered(void);
 extern bool FindOutbox(void);
 extern void FlushChunks(void);
+extern void FillHoles(void);
 extern int	TypeNumber(const char *type);
 extern void EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map,
 					  TupleDesc desc);

@@ -46,8 +46,16 @@ typedef struct Chunk
 	SubTransactionId written_in;	/* written to the outbox in this one, or 0 */
 	TimestampTz first_at;		/* statement time of its first event */
 	int			n;
+	int			holes_from;		/* offset of its first hole, or 0 */
 	StringInfoData events;		/* "[ev, ev, ..." */
 } Chunk;
+
+/*
+ * A hole: this byte (never in JSON text, where control characters are
+ * escaped) and a pointer to what gives its part (LinkedPartLater).
+ */
+#define HOLE_MARK '\x01'
+#define HOLE_LEN (1 + sizeof(void *))
 
 Oid			outbox_relid = InvalidOid;	/* see FindOutbox */
 Oid			outbox_indexid = InvalidOid;
@@ -251,6 +259,7 @@ FlushChunks(void)
 	ListCell   *lc;
 	bool		wrote = false;
 
+	FillHoles();
 	if (chunks == NIL)
 		return;
 	subid = GetCurrentSubTransactionId();
@@ -397,6 +406,70 @@ TextPart(PartWriter *w, const char *json)
 		w->nulls++;
 }
 
+/* The next part: a hole, filled by FillHoles. */
+static inline void
+HolePart(PartWriter *w, Chunk *c, void *hole)
+{
+	StringInfo	buf = NextPart(w);
+
+	if (c->holes_from == 0)
+		c->holes_from = buf->len;
+	appendStringInfoChar(buf, HOLE_MARK);
+	appendBinaryStringInfo(buf, (char *) &hole, sizeof(hole));
+}
+
+/*
+ * Look up the names of the buffered events' holes and write them in: at the
+ * end of each statement, and before events are written.  Only the text
+ * from a chunk's first hole on is copied.
+ */
+void
+FillHoles(void)
+{
+	ListCell   *lc;
+	StringInfoData tail;
+
+	if (!NamesPending())
+		return;
+	ResolvePendingNames();
+	initStringInfo(&tail);
+	foreach(lc, chunks)
+	{
+		Chunk	   *c = lfirst(lc);
+		const char *p;
+		const char *end;
+		int			oldlen = c->events.len;
+
+		if (c->holes_from == 0)
+			continue;
+		resetStringInfo(&tail);
+		p = c->events.data + c->holes_from;
+		end = c->events.data + c->events.len;
+		while (p < end)
+		{
+			const char *h = memchr(p, HOLE_MARK, end - p);
+			void	   *hole;
+
+			if (h == NULL)
+			{
+				appendBinaryStringInfo(&tail, p, end - p);
+				break;
+			}
+			appendBinaryStringInfo(&tail, p, h - p);
+			memcpy(&hole, h + 1, sizeof(hole));
+			appendStringInfoString(&tail, PendingPart(hole));
+			p = h + HOLE_LEN;
+		}
+		c->events.len = c->holes_from;
+		appendBinaryStringInfo(&c->events, tail.data, tail.len);
+		c->holes_from = 0;
+		if (c->written_in == InvalidSubTransactionId)
+			buffered_bytes += c->events.len - oldlen;
+	}
+	pfree(tail.data);
+	PendingNamesDone();
+}
+
 /* The next part: a row of map's table as a JSON object, or null. */
 static inline void
 RowPart(PartWriter *w, CaptureMap *map, HeapTuple tup, TupleDesc desc)
@@ -453,11 +526,15 @@ EmitEvent(const char *app, const char *origin, EventRec *ev, CaptureMap *map, Tu
 		appendStringInfoChar(w.buf, '0' + code % 10);
 	else
 		AppendJsonString(w.buf, ev->type, 0);
-	if (ev->account_part)
+	if (ev->account_hole)
+		HolePart(&w, c, ev->account_hole);
+	else if (ev->account_part)
 		TextPart(&w, ev->account_part);
 	else
 		IdentityPart(&w, ev->account_id, ev->account_name, ev->account_kind, true);
-	if (ev->entitlement_part)
+	if (ev->entitlement_hole)
+		HolePart(&w, c, ev->entitlement_hole);
+	else if (ev->entitlement_part)
 		TextPart(&w, ev->entitlement_part);
 	else
 		IdentityPart(&w, ev->entitlement_id, ev->entitlement_name, NULL, false);

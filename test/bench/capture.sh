@@ -8,7 +8,10 @@
 #              into an audit table (the common alternative)
 #
 # (a) pgbench, 2 clients, single-row INSERT + DELETE, synchronous_commit = off;
-# (b) a 100,000-row INSERT ... SELECT, its events written to the outbox;
+# (a') the same single-row transactions from one psql session, and the CPU
+#     time its backend spent on them (Linux: /proc/self/schedstat);
+# (b) a 100,000-row INSERT ... SELECT, its events written to the outbox, timed
+#     in elapsed and in the backend's CPU time;
 #     row g grants to account 1 + g % ACCOUNTS, so with ACCOUNTS >= ROWS every
 #     row touches a distinct account (a role granted to everyone).
 # The setups take turns, ROUNDS times for (a) and BULK_ROUNDS times for (b)
@@ -23,8 +26,9 @@
 # DURATION (pgbench seconds per setup and round, default 15), CLIENTS
 # (default 2), ROWS (bulk insert size, default 100000), ROUNDS (default 3),
 # BULK_ROUNDS (default 9), SETUPS (default "unmapped connector plpgsql"; unmapped must come first),
-# ACCOUNTS (rows of the accounts table, default 10000) and IDTYPE (the account
-# id's type: int, text or uuid; default int) may be set.
+# ACCOUNTS (rows of the accounts table, default 10000), IDTYPE (the account
+# id's type: int, text or uuid; default int) and ROW_TXNS (insert and delete
+# pairs of (a'), default 5000) may be set.
 set -euo pipefail
 DURATION=${DURATION:-15}
 CLIENTS=${CLIENTS:-2}
@@ -91,6 +95,22 @@ $$;
 VACUUM ANALYZE app.users, app.roles, app.user_roles;
 SQL
 
+# (a'): the same single-row transactions sent by psql from one session, and
+# the CPU time its backend spent on them (/proc/self/schedstat), per
+# transaction: time spent waiting for a core on a busy machine does not
+# count in it, which makes it steadier than pgbench's TPS there.
+awk -v n="${ROW_TXNS:-5000}" -v accounts="$ACCOUNTS" 'BEGIN { srand(1);
+	for (i = 0; i < n; i++) printf "%d %d\n", 1 + int(rand() * accounts), 1 + int(rand() * 100) }' |
+while read -r a r; do
+	echo "INSERT INTO app.user_roles VALUES ($(idsql "$a"), $r);"
+	echo "DELETE FROM app.user_roles WHERE user_id = $(idsql "$a") AND role_id = $r;"
+done >"$work/rows-body.sql"
+{
+	echo "SELECT split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint AS c0 \\gset"
+	cat "$work/rows-body.sql"
+	echo "SELECT (split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - :c0) / 1000.0 / (2 * ${ROW_TXNS:-5000});"
+} >"$work/rows.sql"
+
 cat >"$work/insert-delete.sql" <<SQL
 \\set a random(1, $ACCOUNTS)
 \\set r random(1, 100)
@@ -131,6 +151,9 @@ clean() {
 # events are in the outbox (connector._flush() writes what the capture
 # trigger buffered; it does nothing in the other setups), then undone by
 # rolling back to a savepoint so the next run starts from an empty table.
+# Besides the elapsed time, the CPU time the backend spent on it (the first
+# field of /proc/self/schedstat, in ns; Linux): on a machine shared with
+# other work, time spent waiting for a core does not count in it.
 bulk() {
 	clean
 	PGOPTIONS="-c bench.rows=$ROWS -c bench.setup=$1 -c bench.round=$2" \
@@ -142,19 +165,25 @@ SELECT :idexpr, 1 + (g * 7) % 100
 DO $$
 DECLARE
 	t0 timestamptz;
+	c0 bigint;
 	ms numeric;
+	cpu numeric;
 BEGIN
 	BEGIN
+		c0 := split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint;
 		t0 := clock_timestamp();
 		EXECUTE 'EXECUTE bulk_insert';
 		PERFORM connector._flush();
 		ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-		RAISE EXCEPTION USING ERRCODE = 'BENCH', MESSAGE = ms::text;
+		cpu := (split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - c0) / 1e6;
+		RAISE EXCEPTION USING ERRCODE = 'BENCH', MESSAGE = ms::text || ' ' || cpu::text;
 	EXCEPTION WHEN SQLSTATE 'BENCH' THEN
-		ms := SQLERRM::numeric;
+		ms := split_part(SQLERRM, ' ', 1)::numeric;
+		cpu := split_part(SQLERRM, ' ', 2)::numeric;
 	END;
 	INSERT INTO bench_result
-	VALUES (current_setting('bench.setup'), 'bulk', ms, current_setting('bench.round')::int);
+	VALUES (current_setting('bench.setup'), 'bulk', ms, current_setting('bench.round')::int),
+		   (current_setting('bench.setup'), 'bulk_cpu', cpu, current_setting('bench.round')::int);
 END
 $$;
 SQL
@@ -174,6 +203,9 @@ for round in $(seq "$ROUNDS"); do
 			echo "   $events outbox rows"
 		fi
 		sql -c "INSERT INTO bench_result VALUES ('$s', 'tps', $tps, $round)"
+		clean
+		us=$(sql -At -f "$work/rows.sql" | tail -1)
+		sql -c "INSERT INTO bench_result VALUES ('$s', 'row_cpu', $us, $round)"
 		teardown "$s"
 	done
 done
@@ -206,7 +238,11 @@ SELECT r.setup, round(r.tps) AS tps,
 	   round(r.bulk_ms) AS "bulk ms",
 	   round(r.bulk_ms / base.bulk_ms, 2) AS "bulk ratio of medians",
 	   (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ratio))::numeric, 2)
-		  FROM paired x WHERE x.setup = r.setup AND x.what = 'bulk') AS "median bulk ratio per round"
+		  FROM paired x WHERE x.setup = r.setup AND x.what = 'bulk') AS "median bulk ratio per round",
+	   (SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ratio))::numeric, 2)
+		  FROM paired x WHERE x.setup = r.setup AND x.what = 'bulk_cpu') AS "median bulk CPU ratio per round",
+	   (SELECT round(100 * (1 - 1 / (percentile_cont(0.5) WITHIN GROUP (ORDER BY x.ratio))::numeric), 1)
+		  FROM paired x WHERE x.setup = r.setup AND x.what = 'row_cpu') AS "median row CPU loss per round %"
   FROM r, base
  ORDER BY array_position(ARRAY['unmapped', 'connector', 'plpgsql'], r.setup);
 SELECT setup, 'tps' AS what, string_agg(round(value)::text, ' ' ORDER BY round) AS "per round"
@@ -214,6 +250,18 @@ SELECT setup, 'tps' AS what, string_agg(round(value)::text, ' ' ORDER BY round) 
 UNION ALL
 SELECT setup, 'bulk ms', string_agg(round(value)::text, ' ' ORDER BY round)
   FROM bench_result WHERE what = 'bulk' GROUP BY setup
+UNION ALL
+SELECT setup, 'row CPU us', string_agg(round(value, 1)::text, ' ' ORDER BY round)
+  FROM bench_result WHERE what = 'row_cpu' GROUP BY setup
+UNION ALL
+SELECT setup, 'row CPU loss %', string_agg(round(100 * (1 - 1 / ratio), 1)::text, ' ' ORDER BY round)
+  FROM paired WHERE setup <> 'unmapped' AND what = 'row_cpu' GROUP BY setup
+UNION ALL
+SELECT setup, 'bulk CPU ms', string_agg(round(value)::text, ' ' ORDER BY round)
+  FROM bench_result WHERE what = 'bulk_cpu' GROUP BY setup
+UNION ALL
+SELECT setup, 'bulk CPU ratio', string_agg(round(ratio, 2)::text, ' ' ORDER BY round)
+  FROM paired WHERE setup <> 'unmapped' AND what = 'bulk_cpu' GROUP BY setup
 UNION ALL
 SELECT setup, 'TPS loss %', string_agg(round(100 * (1 - ratio), 1)::text, ' ' ORDER BY round)
   FROM paired WHERE setup <> 'unmapped' AND what = 'tps' GROUP BY setup
