@@ -174,7 +174,7 @@ for w in get filter member; do
 done
 
 echo "== userName eq at $ACCOUNTS accounts: the plan of the compiled look-up"
-sql 2>&1 >/dev/null <<'SQL' | grep -E 'Scan|Index Cond|Filter' | grep -v 'Function Scan' | sed 's/^/  /'
+sql 2>&1 >/dev/null <<'SQL' | grep -E ' on users | lower\(login\)' | sed 's/^ */  /'
 LOAD 'auto_explain';
 SET auto_explain.log_min_duration = 0;
 SET auto_explain.log_nested_statements = on;

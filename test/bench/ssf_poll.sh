@@ -59,7 +59,7 @@ def call(method, path, body):
 s = call("POST", "/ssf/crm/stream", {"description": "bench " + alg})
 open(streamfile, "w").write("ready")
 path = "/ssf/crm/poll/" + s["stream_id"]
-while open(streamfile).read() != "go":
+while open(streamfile).read().strip() != "go":
     time.sleep(0.05)
 t0, got, ack = time.monotonic(), 0, []
 while got < n:
