@@ -71,7 +71,7 @@ tokens="$work/tokens.json"
 	echo "{"
 	sep=
 	for pair in suite:acme entra:acme okta:acme sailpoint:acme midpoint:acme \
-		racer1:acme racer2:acme other:other ro:ro fuzz:fuzz; do
+		racer1:acme racer2:acme other:other ro:ro fuzz:fuzz rw:rw; do
 		name=${pair%%:*}
 		app=${pair#*:}
 		tok=$(psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" \

@@ -1318,6 +1318,37 @@ def t_operations_forbidden():
     m.done()
 
 
+def t_writable_roles():
+    """scim.user_grants = "roles": a User's grants are its writable roles
+    (value: the entitlement id, display: its name); each change is a grant or
+    a revoke with its event."""
+    m = Multi()
+    c = Client(T.url, T.tokens["rw"]["token"], "rw")
+    roles = {g["displayName"]: g["id"] for g in listed(c.get("Groups"))}
+    viewer, editor = roles["rw-viewer"], roles["rw-editor"]
+    pos = end_position("rw")
+    r = c.post("Users", dict(user_body(T.run + "-rw"), roles=[{"value": viewer}]))
+    eq(r.status, 201, "POST with roles (%r)" % r)
+    uid = r.json["id"]
+    m(lambda: eq(sorted(x["value"] for x in r.json.get("roles", [])), [viewer], "roles after POST"))
+    m(lambda: ok("groups" not in r.json, "no groups attribute beside roles: %r" % r.json.get("groups")))
+    r = c.patch("Users/" + uid, patch([{"op": "add", "path": "roles", "value": [{"value": editor}]}]))
+    patched(r, "PATCH add roles")
+    r = c.get("Users/" + uid)
+    m(lambda: eq(sorted(x["value"] for x in r.json.get("roles", [])), sorted([viewer, editor]),
+                 "roles after add"))
+    r = c.patch("Users/" + uid, patch([{"op": "remove", "path": 'roles[value eq "%s"]' % viewer}]))
+    patched(r, "PATCH remove roles[value eq]")
+    r = c.get("Users/" + uid)
+    m(lambda: eq([x["value"] for x in r.json.get("roles", [])], [editor], "roles after remove"))
+    m(lambda: eq(psql1("SELECT string_agg(role_id::text, ',') FROM rw.user_roles WHERE user_id = %s"
+                       % uid), editor, "the membership table"))
+    m(lambda: expect_events(pos, "rw", [("account.created", uid, None), ("access.granted", uid, viewer),
+                                        ("access.granted", uid, editor), ("access.revoked", uid, viewer)],
+                            app="rw"))
+    m.done()
+
+
 # ---------------------------------------------------------------- platforms
 
 def t_entra():
@@ -1953,6 +1984,7 @@ def main():
         ("POST /Users", t_create_user),
         ("GET /Users/<id>", t_get_user),
         ("X-Forwarded-Proto: locations behind a TLS proxy", t_forwarded_proto),
+        ("user_grants roles: writable roles on the User", t_writable_roles),
         ("POST errors: missing userName, wrong types, bad JSON", t_create_user_errors),
         ("duplicate userName in another case: 409 uniqueness", t_duplicate_username),
         ("unmapped attributes and password ignored", t_unmapped_ignored),

@@ -9,6 +9,7 @@
 --   other  a second application: its tokens must not open acme
 --   ro     an application whose "operations" forbid creating and deleting
 --   fuzz   the fuzzer's own application, so that fuzz.py cannot disturb acme
+--   rw     grants writable on the User as "roles" (scim.user_grants)
 
 CREATE EXTENSION IF NOT EXISTS connector;
 
@@ -66,7 +67,7 @@ BEGIN
 	$f$, s);
 END
 $$;
-SELECT pg_temp.make_app(s) FROM unnest(ARRAY['acme', 'other', 'ro', 'fuzz']) AS s;
+SELECT pg_temp.make_app(s) FROM unnest(ARRAY['acme', 'other', 'ro', 'fuzz', 'rw']) AS s;
 
 -- The mapping: every app gets the same shape; ro may not create or delete.
 CREATE FUNCTION pg_temp.mapping(s text, operations jsonb DEFAULT NULL) RETURNS jsonb
@@ -100,6 +101,7 @@ SELECT connector.register_app('other', pg_temp.mapping('other'));
 SELECT connector.register_app('ro', pg_temp.mapping('ro',
 	'["update_account", "disable", "enable", "grant", "revoke"]'));
 SELECT connector.register_app('fuzz', pg_temp.mapping('fuzz'));
+SELECT connector.register_app('rw', jsonb_set(pg_temp.mapping('rw'), '{scim,user_grants}', '"roles"'));
 
 -- Directory contents, written directly before any SCIM request.
 INSERT INTO acme.users (login, first_name, last_name, email, department, external_id,
@@ -122,3 +124,4 @@ SELECT format('fuzz-%s', i), 'Fuzz', format('fuzz-%s@example.com', i)
 FROM generate_series(1, 50) AS i;
 INSERT INTO fuzz.users (login) VALUES ('fuzz-keep');	-- fuzz.py never targets it
 INSERT INTO fuzz.roles (name) VALUES ('fuzz-group');
+INSERT INTO rw.roles (name) VALUES ('rw-viewer'), ('rw-editor');
