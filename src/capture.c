@@ -556,7 +556,7 @@ connector_capture(PG_FUNCTION_ARGS)
 	capture_user = GetUserId();
 	if (TRIGGER_FIRED_BY_TRUNCATE(ev))
 	{
-		TruncateEvents(td->tg_relation, trig->tgargs[0], trig->tgargs[1], CurrentOrigin());
+		TruncateEvents(td->tg_relation, trig->tgargs[0], trig->tgargs[1], CurrentOrigin(trig->tgargs[0]));
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_FOR_ROW(ev))
@@ -567,7 +567,7 @@ connector_capture(PG_FUNCTION_ARGS)
 	cc.map = GetMap(td->tg_relation, trig->tgargs[0], trig->tgargs[1]);
 	NameCache();
 	cc.desc = RelationGetDescr(td->tg_relation);
-	cc.origin = CurrentOrigin();
+	cc.origin = CurrentOrigin(trig->tgargs[0]);
 	if (TRIGGER_FIRED_BY_INSERT(ev))
 		RowEvents(&cc, NULL, td->tg_trigtuple);
 	else if (TRIGGER_FIRED_BY_DELETE(ev))
@@ -587,6 +587,7 @@ connector_emit(PG_FUNCTION_ARGS)
 {
 	EventRec	ev = {0};
 	int			code;
+	char	   *app;
 
 	if (!superuser())
 		ereport(ERROR,
@@ -601,7 +602,8 @@ connector_emit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		ev.after = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	capture_user = GetOuterUserId();
-	EmitEvent(text_to_cstring(PG_GETARG_TEXT_PP(0)), CurrentOrigin(), &ev, NULL, NULL);
+	app = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	EmitEvent(app, CurrentOrigin(app), &ev, NULL, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -625,8 +627,11 @@ connector_capture_rows(PG_FUNCTION_ARGS)
 	rel = table_open(PG_GETARG_OID(2), AccessShareLock);
 	capture_user = GetOuterUserId();
 	if (rel->rd_rel->relkind == RELKIND_RELATION)
-		ScanEvents(rel, text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
-				   CurrentOrigin(), false);
+	{
+		char	   *app = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+		ScanEvents(rel, app, text_to_cstring(PG_GETARG_TEXT_PP(1)), CurrentOrigin(app), false);
+	}
 	table_close(rel, AccessShareLock);
 	PG_RETURN_VOID();
 }

@@ -167,7 +167,7 @@ extern void PendingNamesDone(void);
 
 /* in capture_render.c */
 extern void AppendRow(StringInfo buf, CaptureMap *map, HeapTuple tup, TupleDesc desc);
-extern const char *CurrentOrigin(void);
+extern const char *CurrentOrigin(const char *app);
 extern const char *StatementTimestamp(void);
 
 /* in capture_outbox.c */

@@ -322,16 +322,17 @@ ClientAddr(void)
  * array, expanded by connector._origin when read): via, db_user,
  * session_user, application_name, client_addr, and for a platform call
  * operation and request_id; in a transaction with a client mark (SCIM),
- * operation and request_id (null when not a platform call) then the client.
+ * operation and request_id (null when not a platform call) then the client,
+ * when the mark's token belongs to the application of the change.
  * A platform call names the role that called the API; anything else the
  * role that ran the DML.
  */
 static char *
-RenderOrigin(void)
+RenderOrigin(bool with_client)
 {
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
 	uint64		client_gen;
-	const char *client = ConnectorOriginClient(&client_gen);
+	const char *client = with_client ? ConnectorOriginClient(&client_gen) : NULL;
 	StringInfoData buf;
 	Oid			user = o->active ? o->caller : capture_user;
 	const char *appname = GetConfigOption("application_name", true, false);
@@ -355,16 +356,19 @@ RenderOrigin(void)
 }
 
 /*
- * The origin JSON of the current change, rendered again only when something
+ * The origin JSON of a change to app, rendered again only when something
  * in it can have changed: the role, the origin and client marks,
- * application_name.
+ * application_name, whether the client mark's token is app's (a token is
+ * valid for its one application, so a change to another one is not its
+ * client's).
  * (The login and the client address are fixed for the session.)  Kept in
  * TopMemoryContext, so chunks may point at it for the whole transaction.
  */
 const char *
-CurrentOrigin(void)
+CurrentOrigin(const char *app)
 {
-	static char *cached = NULL;
+	/* the text without and with the client, each rendered when first needed */
+	static char *cached[2] = {NULL, NULL};
 	static char *cached_appname = NULL;
 	static Oid	user;
 	static uint64 generation;
@@ -374,34 +378,43 @@ CurrentOrigin(void)
 	const ConnectorOrigin *o = ConnectorCurrentOrigin();
 	const char *appname;
 	uint64		client_gen;
+	const char *client_app;
+	int			w;
 
-	(void) ConnectorOriginClient(&client_gen);
+	w = ConnectorOriginClient(&client_gen) != NULL &&
+		(client_app = ConnectorOriginClientApp()) != NULL && strcmp(client_app, app) == 0;
 
 	/* within one statement only the role and the marks can change */
-	if (cached != NULL && lxid == MyProc->lxid && cid == GetCurrentCommandId(false) &&
+	if (cached_appname != NULL && lxid == MyProc->lxid && cid == GetCurrentCommandId(false) &&
 		user == capture_user && generation == o->generation &&
 		client_generation == client_gen)
-		return cached;
+		goto render;
 	lxid = MyProc->lxid;
 	cid = GetCurrentCommandId(false);
 	appname = GetConfigOption("application_name", true, false);
 	if (appname == NULL)
 		appname = "";
-	if (cached != NULL && user == capture_user && generation == o->generation &&
+	if (cached_appname != NULL && user == capture_user && generation == o->generation &&
 		client_generation == client_gen && strcmp(cached_appname, appname) == 0)
-		return cached;
+		goto render;
 	/* an old text may still be pointed at by this transaction's chunks */
-	if (cached != NULL && !EventsBuffered())
+	if (cached_appname != NULL && !EventsBuffered())
 	{
-		pfree(cached);
+		if (cached[0])
+			pfree(cached[0]);
+		if (cached[1])
+			pfree(cached[1]);
 		pfree(cached_appname);
 	}
-	cached = MemoryContextStrdup(TopMemoryContext, RenderOrigin());
+	cached[0] = cached[1] = NULL;
 	cached_appname = MemoryContextStrdup(TopMemoryContext, appname);
 	user = capture_user;
 	generation = o->generation;
 	client_generation = client_gen;
-	return cached;
+render:
+	if (cached[w] == NULL)
+		cached[w] = MemoryContextStrdup(TopMemoryContext, RenderOrigin(w));
+	return cached[w];
 }
 
 /* RFC 3339 UTC text of a timestamp, with microseconds. */

@@ -38,7 +38,7 @@ CREATE FUNCTION pg_temp.reg(scim text) RETURNS text LANGUAGE sql AS $$
 	SELECT pg_temp.err(format('SELECT connector.register_app(%L, pg_temp.spec(%L))', 'bad', scim))
 $$;
 
-SELECT plan(213);
+SELECT plan(215);
 
 -- The "scim" key of the mapping.
 SELECT is(pg_temp.reg('[]'), '22023 mapping key "scim" must be a JSON object, not array', 'scim must be an object');
@@ -222,6 +222,13 @@ SELECT is((SELECT array_agg((event->'data'->'origin') - 'db_user'::text - 'sessi
 		  ARRAY['{"via": "platform", "operation": "grant", "request_id": "r-1", "client": "scim:old"}',
 				'{"via": "direct", "client": "scim:old"}']::jsonb[],
 		  'a platform call and direct DML in a marked transaction both name the client');
+SELECT coalesce(max(position), 0) AS po FROM connector.changes('other', 0, 100000) \gset
+INSERT INTO public.vc (id, n) VALUES (9001, 'elsewhere');
+SELECT is((SELECT array_agg(event->'data'->'origin' ? 'client') FROM connector.changes('other', :po)),
+		  ARRAY[false], 'a change to another application in the marked transaction does not name the client (its token is of "scim")');
+UPDATE "Crm App".users SET email = 'c@example.com' WHERE id = 2;
+SELECT is((SELECT event->'data'->'origin'->>'client' FROM connector.changes('scim', :p) ORDER BY position DESC LIMIT 1),
+		  'scim:old', 'and the token''s own application still does, right after');
 ROLLBACK TO marked;
 SELECT is(pg_temp.err($$SELECT connector._origin_client(NULL)$$), 'no error', 'the mark can be dropped (superuser)');
 SELECT coalesce(max(position), 0) AS p FROM connector.changes('scim', 0, 100000) \gset
