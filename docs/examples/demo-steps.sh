@@ -453,7 +453,8 @@ gwport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 	--database "host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$PGDATABASE user=scim_gateway password=demo-gateway" \
 	2>"$rxdir/gateway.log" &
 gwpid=$!
-trap 'kill $gwpid 2>/dev/null || true' EXIT
+# stop the gateway too when the demo ends (the receiver's trap of step 8, extended)
+trap 'kill $gwpid 2>/dev/null; kill $(cat "$rxdir/pid" 2>/dev/null) 2>/dev/null; rm -rf "$rxdir"' EXIT
 for i in $(seq 50); do curl -fs "http://127.0.0.1:$gwport/healthz" >/dev/null && break; sleep 0.1; done
 scim_base="http://127.0.0.1:$gwport/scim/v2/ledger"
 since=$(feed_end)
