@@ -536,52 +536,43 @@ $$;
 COMMENT ON FUNCTION @extschema@.ssf_stream_get(text, text) IS
 	'An SSF stream''s configuration, or the list of the receiver''s streams when stream_id is NULL.';
 
--- PATCH: the properties present change, the others stay.
-CREATE FUNCTION @extschema@.ssf_stream_update(app text, config jsonb) RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER
+-- PATCH (mode 'update') or PUT ('replace') of a stream's configuration.
+CREATE FUNCTION @extschema@._ssf_stream_change(p_app text, config jsonb, mode text) RETURNS jsonb
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	p_app ALIAS FOR $1;
 	s @extschema@.ssf_stream;
 	c record;
 BEGIN
 	PERFORM @extschema@._ssf_session(p_app);
 	PERFORM @extschema@._require(config, 'stream configuration');
 	IF jsonb_typeof(config) <> 'object' OR jsonb_typeof(config->'stream_id') IS DISTINCT FROM 'string' THEN
-		RAISE EXCEPTION 'a stream configuration update must be a JSON object with a string "stream_id"'
+		RAISE EXCEPTION 'a stream configuration % must be a JSON object with a string "stream_id"',
+			CASE mode WHEN 'update' THEN 'update' ELSE 'replacement' END
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	s := @extschema@._ssf_stream(p_app, config->>'stream_id');
-	SELECT * INTO c FROM @extschema@._ssf_parse_config(config, 'update', @extschema@._ssf_config(s));
+	SELECT * INTO c FROM @extschema@._ssf_parse_config(config, mode, @extschema@._ssf_config(s));
 	PERFORM @extschema@._ssf_apply(s, c);
 	PERFORM @extschema@._ssf_advance(s.endpoint_id);
 	RETURN @extschema@._ssf_config(@extschema@._ssf_stream(p_app, s.stream_id));
 END
+$$;
+
+-- PATCH: the properties present change, the others stay.
+CREATE FUNCTION @extschema@.ssf_stream_update(app text, config jsonb) RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT @extschema@._ssf_stream_change(app, config, 'update')
 $$;
 COMMENT ON FUNCTION @extschema@.ssf_stream_update(text, jsonb) IS
 	'Update an SSF stream''s configuration (PATCH): the receiver-supplied properties present change.';
 
 -- PUT: receiver-supplied properties left out go back to their defaults.
 CREATE FUNCTION @extschema@.ssf_stream_replace(app text, config jsonb) RETURNS jsonb
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	p_app ALIAS FOR $1;
-	s @extschema@.ssf_stream;
-	c record;
-BEGIN
-	PERFORM @extschema@._ssf_session(p_app);
-	PERFORM @extschema@._require(config, 'stream configuration');
-	IF jsonb_typeof(config) <> 'object' OR jsonb_typeof(config->'stream_id') IS DISTINCT FROM 'string' THEN
-		RAISE EXCEPTION 'a stream configuration replacement must be a JSON object with a string "stream_id"'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	s := @extschema@._ssf_stream(p_app, config->>'stream_id');
-	SELECT * INTO c FROM @extschema@._ssf_parse_config(config, 'replace', @extschema@._ssf_config(s));
-	PERFORM @extschema@._ssf_apply(s, c);
-	PERFORM @extschema@._ssf_advance(s.endpoint_id);
-	RETURN @extschema@._ssf_config(@extschema@._ssf_stream(p_app, s.stream_id));
-END
+	SELECT @extschema@._ssf_stream_change(app, config, 'replace')
 $$;
 COMMENT ON FUNCTION @extschema@.ssf_stream_replace(text, jsonb) IS
 	'Replace an SSF stream''s configuration (PUT): receiver-supplied properties left out take their defaults.';
