@@ -341,22 +341,29 @@ DECLARE
 	ent_typ regtype := @extschema@._entitlement_type(m);
 	n bigint;
 BEGIN
-	IF shape = 'table' THEN
-		n := @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s',
-					   ((g->>'relid')::oid)::regclass, g->>'account', acc_typ,
-					   g->>'entitlement', ent_typ), acc, ent);
-	ELSIF shape = 'array' THEN
-		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = pg_catalog.array_remove(t.%2$I, $2::%3$s)'
-					   ' WHERE t.%4$I = $1::%5$s AND $2::%3$s = ANY (t.%2$I)',
-					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
-	ELSE
-		n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = NULL WHERE t.%4$I = $1::%5$s AND t.%2$I = $2::%3$s',
-					   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
-	END IF;
-	IF n = 0 AND ent = ANY (@extschema@._granted(m, acc)) THEN
-		PERFORM @extschema@._suppressed(m, 'revoke', CASE WHEN shape = 'table'
-														  THEN ((g->>'relid')::oid)::regclass ELSE acc_rel END);
-	END IF;
+	-- Twice at most: a row that a concurrent transaction inserted after this
+	-- statement's snapshot is not seen by the DELETE but is by the re-check;
+	-- the second try sees it.  Only a grant that survives both tries was
+	-- kept by the table's own triggers or rules.
+	FOR attempt IN 1..2 LOOP
+		IF shape = 'table' THEN
+			n := @extschema@._owner_exec((m->>'owner')::oid, format('DELETE FROM %s t WHERE t.%I = $1::%s AND t.%I = $2::%s',
+						   ((g->>'relid')::oid)::regclass, g->>'account', acc_typ,
+						   g->>'entitlement', ent_typ), acc, ent);
+		ELSIF shape = 'array' THEN
+			n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = pg_catalog.array_remove(t.%2$I, $2::%3$s)'
+						   ' WHERE t.%4$I = $1::%5$s AND $2::%3$s = ANY (t.%2$I)',
+						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
+		ELSE
+			n := @extschema@._owner_exec((m->>'owner')::oid, format('UPDATE %s t SET %2$I = NULL WHERE t.%4$I = $1::%5$s AND t.%2$I = $2::%3$s',
+						   acc_rel, g->>'column', ent_typ, a->>'id', acc_typ), acc, ent);
+		END IF;
+		EXIT WHEN n > 0 OR NOT ent = ANY (@extschema@._granted(m, acc));
+		IF attempt = 2 THEN
+			PERFORM @extschema@._suppressed(m, 'revoke', CASE WHEN shape = 'table'
+															  THEN ((g->>'relid')::oid)::regclass ELSE acc_rel END);
+		END IF;
+	END LOOP;
 	PERFORM @extschema@._set_expiry(m, acc, ent, NULL);
 	RETURN n > 0;
 END
