@@ -57,11 +57,10 @@ $$;
 
 -- Parse text as a value of type typ and return its canonical text form.
 -- Text that does not parse raises invalid_text_representation naming what.
--- A type that is not built in (a domain, an enum, ...) may run the
--- application's code (a domain's CHECK, a cast): its cast runs as owner,
--- by default the owner of p_app's tables.
-CREATE FUNCTION @extschema@._parse(val text, typ regtype, what text, p_app text,
-								   owner oid DEFAULT NULL)
+-- val cast to typ and back to text.  A type that is not built in (a domain,
+-- an enum, ...) may run the application's code (a domain's CHECK, a cast):
+-- its cast runs as owner.
+CREATE FUNCTION @extschema@._cast_text(val text, typ regtype, owner oid)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -72,8 +71,22 @@ BEGIN
 		EXECUTE format('SELECT $1::%s::text', typ) INTO r USING val;
 		RETURN r;
 	END IF;
-	owner := COALESCE(owner, (@extschema@._mapping(p_app)->>'owner')::oid);
 	RETURN @extschema@._owner_value(owner, format('SELECT $1::%s::text', typ), val);
+END
+$$;
+
+-- Parse val as typ for p_app (_cast_text; the owner is by default the owner
+-- of p_app's tables), with an error naming what it is.
+CREATE FUNCTION @extschema@._parse(val text, typ regtype, what text, p_app text,
+								   owner oid DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF typ::oid >= 16384 THEN
+		owner := COALESCE(owner, (@extschema@._mapping(p_app)->>'owner')::oid);
+	END IF;
+	RETURN @extschema@._cast_text(val, typ, owner);
 EXCEPTION WHEN data_exception THEN
 	RAISE EXCEPTION '% "%" is not a valid % in application "%"', what,
 		left(val, 200), typ, p_app

@@ -211,16 +211,12 @@ RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	r text;
 	state text;
 BEGIN
 	IF typ IN ('text'::regtype, 'character varying'::regtype) THEN
 		RETURN val;
-	ELSIF typ::oid < 16384 THEN
-		EXECUTE format('SELECT $1::%s::text', typ) INTO r USING val;
-		RETURN r;
 	END IF;
-	RETURN @extschema@._owner_value(owner, format('SELECT $1::%s::text', typ), val);
+	RETURN @extschema@._cast_text(val, typ, owner);
 EXCEPTION WHEN data_exception THEN
 	GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
 	RAISE EXCEPTION 'invalid filter: value "%" is not a valid % for attribute "%"',
